@@ -1,0 +1,64 @@
+"""Data set readers, class sets and balancing. :func:`load_dataset` picks the reader for a path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import DataError
+from .dataset import FaceDataset
+
+
+def load_dataset(paths: str | Path | Sequence[str | Path], ferplus: str | Path | None = None,
+                 classes: str | Sequence[str] | None = None, strict: bool = False) -> FaceDataset:
+    """Read one data set, or mix several into one class set.
+
+    A path may be a FER-2013 csv (plain or .gz), a folder holding one, or an image folder
+    (``ROOT/<split>/<class>/*`` or ``ROOT/<class>/*``). ``ferplus`` (votes file) applies to a
+    FER-2013 csv. ``classes`` keeps a class subset (e.g. ``basic5`` or ``angry,happy``).
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    if not paths:
+        raise DataError("no data set path given")
+    if ferplus and len(paths) > 1:
+        raise DataError("--ferplus applies to a single FER-2013 csv, not to a mix")
+    datasets = [_read_one(Path(p), ferplus, strict) for p in paths]
+    if len(datasets) == 1:
+        ds = datasets[0]
+        return ds.with_classes(classes) if classes else ds
+    from .mix import mix
+
+    return mix(datasets, classes)
+
+
+def _is_fer_csv(path: Path) -> bool:
+    name = path.name.lower()
+    return path.is_file() and (name.endswith(".csv") or name.endswith(".csv.gz"))
+
+
+def _read_one(path: Path, ferplus, strict: bool) -> FaceDataset:
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    csv_path = path
+    if path.is_dir():
+        inside = [path / n for n in ("fer2013.csv", "fer2013.csv.gz") if (path / n).exists()]
+        csv_path = inside[0] if inside else None
+    if csv_path is not None and _is_fer_csv(csv_path):
+        if ferplus:
+            from .ferplus import read_ferplus
+
+            return read_ferplus(csv_path, ferplus)
+        from .fer2013 import read_fer2013
+
+        return read_fer2013(csv_path)
+    if ferplus:
+        raise DataError(f"--ferplus needs a FER-2013 csv, but {path} is an image folder")
+    if path.is_dir():
+        from .folders import read_image_folder
+
+        return read_image_folder(path, strict=strict)
+    raise DataError(f"{path}: not a FER-2013 csv (.csv / .csv.gz) nor an image folder")
+
+
+__all__ = ["FaceDataset", "load_dataset"]

@@ -1,0 +1,129 @@
+"""The one in-memory data set type every reader returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..classes import resolve_class_set
+from ..errors import DataError
+
+#: Split names tried, in order, when a role ("train" / "val") is asked for and no split is named.
+SPLIT_ROLES: dict[str, tuple[str, ...]] = {
+    "train": ("Training", "train", "training"),
+    "val": ("PublicTest", "val", "valid", "validation", "test"),
+    "test": ("PrivateTest", "test", "PublicTest"),
+}
+
+
+@dataclass
+class FaceDataset:
+    """Face crops with labels.
+
+    images: (N, H, W) uint8 grey faces. labels: (N,) int64 indexes into ``class_names``.
+    splits: (N,) split name per row (``Training``, ``PublicTest``, ``train``...).
+    soft_labels: optional (N, C) float32 label distributions (FER+ votes), rows sum to 1.
+    dropped: rows left out while reading, counted by reason.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    splits: np.ndarray
+    class_names: tuple[str, ...]
+    source: str = ""
+    soft_labels: np.ndarray | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        if self.images.dtype != np.uint8 or self.images.ndim != 3:
+            raise DataError(f"{self.source}: images must be (N, H, W) uint8, got {self.images.dtype} {self.images.shape}")
+        if len(self.labels) != n or len(self.splits) != n:
+            raise DataError(f"{self.source}: images, labels and splits differ in length")
+        if self.soft_labels is not None and self.soft_labels.shape != (n, len(self.class_names)):
+            raise DataError(f"{self.source}: soft labels must be (N, {len(self.class_names)})")
+        if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
+            raise DataError(f"{self.source}: a label is outside 0..{len(self.class_names) - 1}")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def split_names(self) -> list[str]:
+        """Split names in order of first appearance."""
+        _, first = np.unique(self.splits, return_index=True)
+        return [str(self.splits[i]) for i in sorted(first)]
+
+    def select(self, mask: np.ndarray) -> "FaceDataset":
+        """The rows where ``mask`` is true (or the given row indexes)."""
+        return FaceDataset(
+            images=self.images[mask],
+            labels=self.labels[mask],
+            splits=self.splits[mask],
+            class_names=self.class_names,
+            source=self.source,
+            soft_labels=None if self.soft_labels is None else self.soft_labels[mask],
+            dropped=dict(self.dropped),
+        )
+
+    def resolve_split(self, name: str | None, role: str = "train") -> str:
+        """The split called ``name`` (case-insensitive), or the first split that fits ``role``."""
+        available = self.split_names
+        lower = {s.lower(): s for s in available}
+        candidates = [name] if name else list(SPLIT_ROLES[role])
+        for cand in candidates:
+            if cand.lower() in lower:
+                return lower[cand.lower()]
+        wanted = repr(name) if name else f"a {role} split ({', '.join(SPLIT_ROLES[role])})"
+        raise DataError(f"{self.source}: no {wanted}; splits present: {', '.join(available) or 'none'}")
+
+    def split(self, name: str | None, role: str = "train") -> "FaceDataset":
+        """Only the rows of one split; see :meth:`resolve_split`."""
+        return self.select(self.splits == self.resolve_split(name, role))
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Rows per split and class: ``{split: {class: n}}``."""
+        out: dict[str, dict[str, int]] = {}
+        for split in self.split_names:
+            per_class = np.bincount(self.labels[self.splits == split], minlength=len(self.class_names))
+            out[split] = {c: int(k) for c, k in zip(self.class_names, per_class)}
+        return out
+
+    def with_classes(self, classes: str | list[str] | tuple[str, ...]) -> "FaceDataset":
+        """Keep only rows whose class is in ``classes`` and renumber labels in that order.
+
+        Soft labels are cut to the kept classes and renormalised; rows whose remaining
+        votes sum to zero fall back to their hard label.
+        """
+        wanted = resolve_class_set(classes)
+        missing = [c for c in wanted if c not in self.class_names]
+        if missing:
+            raise DataError(f"{self.source}: classes {missing} are not in this data set ({', '.join(self.class_names)})")
+        old_index = [self.class_names.index(c) for c in wanted]
+        remap = np.full(len(self.class_names), -1, dtype=np.int64)
+        remap[old_index] = np.arange(len(wanted))
+        keep = remap[self.labels] >= 0
+        out = self.select(keep)
+        out.labels = remap[out.labels]
+        out.class_names = wanted
+        dropped_n = int((~keep).sum())
+        if dropped_n:
+            out.dropped["class not in set"] = out.dropped.get("class not in set", 0) + dropped_n
+        if out.soft_labels is not None:
+            soft = out.soft_labels[:, old_index]
+            total = soft.sum(axis=1, keepdims=True)
+            hard = np.eye(len(wanted), dtype=np.float32)[out.labels]
+            out.soft_labels = np.where(total > 0, soft / np.maximum(total, 1e-12), hard).astype(np.float32)
+        return out
+
+    def summary(self) -> dict:
+        """Counts per split and class plus the dropped rows, as plain data (for JSON)."""
+        counts = self.counts()
+        return {
+            "source": self.source,
+            "classes": list(self.class_names),
+            "total": len(self),
+            "splits": {s: {"total": sum(c.values()), "per_class": c} for s, c in counts.items()},
+            "dropped": dict(self.dropped),
+        }

@@ -1,0 +1,170 @@
+"""``emolens train``, ``evaluate``, ``models`` and ``export``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..cli import key_values, parse_value
+from ..errors import EmolensError
+
+#: Flags of ``emolens train`` that set the config key of the same name.
+TRAIN_FLAGS = (
+    "ferplus", "classes", "train_split", "val_split", "model", "epochs", "batch_size", "optimizer", "lr",
+    "weight_decay", "momentum", "schedule", "label_smoothing", "soft_label_weight", "balance", "early_stopping",
+    "seed", "precision", "threads", "out", "name", "accelerator", "devices", "strategy", "num_nodes",
+)
+
+
+def build_train_config(args):
+    from .config import TrainConfig
+
+    base = TrainConfig.load(args.config).to_dict() if args.config else TrainConfig().to_dict()
+    if args.data:
+        base["data"] = list(args.data)
+    for key in TRAIN_FLAGS:
+        value = getattr(args, key, None)
+        if value is not None:
+            base[key] = value
+    if args.model_option:
+        base["model_options"] = {**base.get("model_options", {}), **key_values(args.model_option, "--model-option")}
+    for key, value in key_values(args.set, "--set").items():
+        target = base
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(target.get(part), dict):
+                raise EmolensError(f"--set {key}: {part!r} is not a section of the config")
+            target = target[part]
+        target[parts[-1]] = value
+    return TrainConfig.from_dict(base)
+
+
+def cmd_train(args) -> int:
+    from .config import TrainConfig
+    from .train import train
+
+    if args.resume and not args.config and not args.data:
+        cfg = TrainConfig(out=args.out or "runs", name=args.name or "", data=["(from the saved config)"])
+    else:
+        cfg = build_train_config(args)
+    result = train(cfg, resume=args.resume, progress=not args.no_progress)
+    print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate
+
+    metrics = evaluate(args.model, args.data, ferplus=args.ferplus, split=args.split, classes=args.classes,
+                       tta=args.tta, backend=args.backend, detect=args.detect, detector=args.detector,
+                       out_dir=args.out_dir)
+    print(metrics.report)
+    line = f"accuracy {metrics.accuracy:.4f}  macro-F1 {metrics.macro_f1:.4f}  weighted-F1 {metrics.weighted_f1:.4f}  n={metrics.n}"
+    if "detection_rate" in metrics.extra:
+        line += f"  detection rate {metrics.extra['detection_rate']:.4f}"
+    print(line)
+    if args.json:
+        metrics.write_json(args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from ..models.registry import count_parameters, create_model, list_models
+    from ..weights import DEFAULT_MODEL, bundled_names
+
+    print(f"{'architecture':<16} {'params (7 cl.)':>14} {'input':>9}  source")
+    for info in list_models():
+        try:
+            params = f"{count_parameters(create_model(info.name, num_classes=7)):,}"
+        except Exception as e:  # an optional extra not installed
+            params = f"needs {', '.join(info.needs) or type(e).__name__}"
+        size = f"{info.channels}x{info.input_size}x{info.input_size}"
+        print(f"{info.name:<16} {params:>14} {size:>9}  {info.source}")
+    names = bundled_names()
+    if names:
+        from ..models.weights import read_spec
+        from ..weights import bundled_path
+
+        print("\nbundled models (use with --model NAME):")
+        for name in names:
+            spec = read_spec(bundled_path(name))
+            acc = spec.metrics.get("accuracy")
+            mark = " (default)" if name == DEFAULT_MODEL else ""
+            acc_txt = f"{spec.metrics.get('split', '')} accuracy {acc:.2%}" if acc is not None else ""
+            print(f"  {name:<14} {spec.arch:<12} {len(spec.classes)} classes  {acc_txt}{mark}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from ..models.weights import load_model
+    from ..runtime.classifier import export_onnx
+    from ..runtime.resolve import resolve_weights
+
+    model, spec = load_model(resolve_weights(args.model))
+    out = Path(args.out or f"{spec.name}.onnx")
+    export_onnx(model, spec, out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); input 'faces' (N, {spec.preprocess.channels}, "
+          f"{spec.preprocess.input_size}, {spec.preprocess.input_size}), mean {spec.preprocess.mean}, "
+          f"std {spec.preprocess.std}; classes {', '.join(spec.classes)}")
+    return 0
+
+
+def register(sub) -> None:
+    t = sub.add_parser("train", help="train a registered model (Lightning; resumable)")
+    t.add_argument("--config", help="YAML config (flags override it)")
+    t.add_argument("--data", nargs="+", help="data set path(s); several are mixed into one training set")
+    t.add_argument("--ferplus", help="FER+ votes file: train on the 8 FER+ classes")
+    t.add_argument("--classes", help="class subset: basic5, ferplus, fer2013 or a comma list")
+    t.add_argument("--train-split", dest="train_split")
+    t.add_argument("--val-split", dest="val_split")
+    t.add_argument("--model", help="registered architecture (see `emolens models`)")
+    t.add_argument("--model-option", action="append", metavar="KEY=VALUE", help="architecture option, repeatable")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", dest="batch_size", type=int)
+    t.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], help="sgd uses Nesterov momentum")
+    t.add_argument("--lr", type=float)
+    t.add_argument("--weight-decay", dest="weight_decay", type=float)
+    t.add_argument("--momentum", type=float)
+    t.add_argument("--schedule", choices=["none", "plateau", "cosine", "onecycle"])
+    t.add_argument("--label-smoothing", dest="label_smoothing", type=float)
+    t.add_argument("--soft-label-weight", dest="soft_label_weight", type=float,
+                   help="0 = majority labels, 1 = FER+ vote distributions, between = mixed")
+    t.add_argument("--balance", choices=["none", "oversample", "smote", "adasyn", "class_weights"])
+    t.add_argument("--early-stopping", dest="early_stopping", type=int, metavar="PATIENCE")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--precision", help="bf16-mixed (default), 16-mixed or 32")
+    t.add_argument("--threads", type=int, help="torch CPU threads")
+    t.add_argument("--accelerator", help="auto, cpu, gpu")
+    t.add_argument("--devices", type=parse_value, help="number of devices, or auto")
+    t.add_argument("--num-nodes", dest="num_nodes", type=int)
+    t.add_argument("--strategy", help="Lightning strategy, e.g. ddp")
+    t.add_argument("--out", help="parent folder of run folders (default runs)")
+    t.add_argument("--name", help="run name (default: the model name)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key, e.g. augment.rotation=10")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out/--name from its last checkpoint")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="metrics of a model on a data set split")
+    e.add_argument("--model", default="default", help="bundled name, default, or a .safetensors path")
+    e.add_argument("--data", required=True, nargs="+")
+    e.add_argument("--ferplus", help="FER+ votes: evaluate against FER+ majority labels")
+    e.add_argument("--split", help="Training, PublicTest, PrivateTest, or a folder split (default: a test split)")
+    e.add_argument("--classes", help="class subset of the data to evaluate on")
+    e.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
+    e.add_argument("--backend", default="onnx", choices=["onnx", "torch"])
+    e.add_argument("--detect", action="store_true", help="run the full pipeline (detect, align, classify) on "
+                   "uncropped images of an image folder")
+    e.add_argument("--detector", default=None, help="face detector for --detect")
+    e.add_argument("--json", help="write the metrics JSON here")
+    e.add_argument("--out-dir", dest="out_dir", help="write report.txt and confusion_matrix.png here")
+    e.set_defaults(func=cmd_evaluate)
+
+    m = sub.add_parser("models", help="list registered architectures and bundled models")
+    m.set_defaults(func=cmd_models)
+
+    x = sub.add_parser("export", help="export a model to ONNX")
+    x.add_argument("--model", default="default")
+    x.add_argument("--out", help="output .onnx path")
+    x.set_defaults(func=cmd_export)

@@ -1,0 +1,107 @@
+"""Training configuration as data: a YAML file, overridden by command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import EmolensError
+from .augment import AugmentConfig
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("none", "plateau", "cosine", "onecycle")
+
+
+@dataclass
+class TrainConfig:
+    data: list[str] = field(default_factory=list)   # one or more data sets (mixed into one)
+    ferplus: str | None = None                      # FER+ votes for a FER-2013 csv
+    classes: str | None = None                      # class set name or comma list; default: the data's
+    train_split: str | None = None                  # default: Training / train
+    val_split: str | None = None                    # default: PublicTest / val / test
+    model: str = "vgg_fer"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 60
+    batch_size: int = 128
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    schedule: str = "onecycle"
+    label_smoothing: float = 0.1
+    soft_label_weight: float = 0.0                  # 0: hard labels; 1: vote distributions only
+    balance: str = "none"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    mean: float = 0.5
+    std: float = 0.25
+    early_stopping: int = 0                         # patience in epochs; 0 = off
+    seed: int = 0
+    precision: str = "bf16-mixed"                   # or "32"
+    threads: int | None = None                      # torch CPU threads; None = torch's default
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"                          # e.g. "ddp" for several GPUs or nodes
+    out: str = "runs"
+    name: str = ""
+    limit_train_batches: float | int = 1.0          # for smoke tests
+
+    def validate(self) -> "TrainConfig":
+        if not self.data:
+            raise EmolensError("no training data: give --data PATH (or data: in the config file)")
+        if self.optimizer not in OPTIMIZERS:
+            raise EmolensError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise EmolensError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if not 0 <= self.soft_label_weight <= 1:
+            raise EmolensError("soft_label_weight must lie in [0, 1]")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise EmolensError("epochs and batch_size must be positive")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out) / (self.name or self.model)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise EmolensError(f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
+        if isinstance(d.get("data"), str):
+            d["data"] = [d["data"]]
+        aug = d.get("augment") or {}
+        aug_known = {f.name for f in dataclasses.fields(AugmentConfig)}
+        bad = sorted(set(aug) - aug_known)
+        if bad:
+            raise EmolensError(f"unknown augment key(s) {', '.join(bad)}; known: {', '.join(sorted(aug_known))}")
+        d["augment"] = AugmentConfig(**aug)
+        return cls(**d)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except OSError as e:
+            raise EmolensError(f"{path}: cannot read config ({e.strerror})") from None
+        except yaml.YAMLError as e:
+            raise EmolensError(f"{path}: not valid YAML ({e})") from None
+        if not isinstance(raw, dict):
+            raise EmolensError(f"{path}: a config must be a mapping of keys to values")
+        raw.pop("_base_", None)
+        return cls.from_dict(raw)
+
+    def save(self, path: Path) -> None:
+        from ..models.weights import atomic_write_bytes
+
+        atomic_write_bytes(path, yaml.safe_dump(self.to_dict(), sort_keys=False).encode())

@@ -1,0 +1,97 @@
+"""The Lightning module: augmentation, loss with soft labels and smoothing, optimisers, schedules."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .augment import augment
+from .config import TrainConfig
+
+
+class FERModule(pl.LightningModule):
+    def __init__(self, model: nn.Module, cfg: TrainConfig, class_weights: np.ndarray | None = None):
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+        weights = torch.as_tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
+        self.register_buffer("class_weights", weights, persistent=False)
+        self._val_preds: list[torch.Tensor] = []
+        self._val_true: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return (images.float().unsqueeze(1) / 255.0 - self.cfg.mean) / self.cfg.std
+
+    def _targets(self, labels: torch.Tensor, soft: torch.Tensor, n_classes: int) -> torch.Tensor:
+        hard = F.one_hot(labels, n_classes).float()
+        w = self.cfg.soft_label_weight
+        target = hard if w == 0 else w * soft + (1 - w) * hard
+        eps = self.cfg.label_smoothing
+        return target * (1 - eps) + eps / n_classes
+
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logp = F.log_softmax(logits.float(), dim=1)
+        per_class = -target * logp
+        if self.class_weights is not None:
+            per_class = per_class * self.class_weights
+        return per_class.sum(dim=1).mean()
+
+    def training_step(self, batch, batch_idx):
+        images, labels, soft = batch
+        x = augment(self._normalise(images), self.cfg.augment)
+        logits = self.model(x)
+        loss = self._loss(logits, self._targets(labels, soft, logits.shape[1]))
+        acc = (logits.argmax(1) == labels).float().mean()
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train_acc", acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        images, labels, soft = batch
+        logits = self.model(self._normalise(images))
+        loss = self._loss(logits, self._targets(labels, soft, logits.shape[1]))
+        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=False)
+        self._val_preds.append(logits.argmax(1).cpu())
+        self._val_true.append(labels.cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_preds:
+            return
+        from sklearn.metrics import f1_score
+
+        pred = torch.cat(self._val_preds).numpy()
+        true = torch.cat(self._val_true).numpy()
+        self._val_preds.clear()
+        self._val_true.clear()
+        self.log("val_acc", float((pred == true).mean()), prog_bar=True, sync_dist=True)
+        self.log("val_macro_f1", float(f1_score(true, pred, average="macro", zero_division=0)), sync_dist=True)
+
+    def configure_optimizers(self):
+        cfg = self.cfg
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if cfg.optimizer == "sgd":
+            opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+        elif cfg.optimizer == "adam":
+            opt = torch.optim.Adam(groups, lr=cfg.lr)
+        else:
+            opt = torch.optim.AdamW(groups, lr=cfg.lr)
+        if cfg.schedule == "none":
+            return opt
+        if cfg.schedule == "plateau":
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=3)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_acc"}}
+        if cfg.schedule == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        total = int(self.trainer.estimated_stepping_batches)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.2)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,60 @@
+"""After training: metrics on the validation split, confusion matrix and learning curves as PNG."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from ..data import FaceDataset
+from ..evaluation.metrics import Metrics, _save_figure, compute_metrics
+from ..evaluation.predict import predict_proba
+from ..models.weights import ModelSpec
+from .config import TrainConfig
+
+
+def write_report(model, spec: ModelSpec, val: FaceDataset, run_dir: Path, cfg: TrainConfig, seconds: float,
+                 epochs: int) -> Metrics:
+    probs = predict_proba(model, spec.preprocess, val.images)
+    metrics = compute_metrics(val.labels, probs.argmax(1), val.class_names)
+    metrics.extra = {"split": val.split_names[0], "epochs": epochs, "train_seconds": round(seconds, 1)}
+    metrics.write_json(run_dir / "metrics.json")
+    (run_dir / "report.txt").write_text(metrics.report)
+    metrics.plot_confusion(run_dir / "confusion_matrix.png",
+                           f"{spec.name} on {val.split_names[0]}: accuracy {metrics.accuracy:.2%}, "
+                           f"macro-F1 {metrics.macro_f1:.3f}")
+    plot_curves(run_dir / "logs" / "metrics.csv", run_dir / "curves.png")
+    return metrics
+
+
+def plot_curves(metrics_csv: Path, out: Path) -> None:
+    """Loss and accuracy per epoch (train and validation) from Lightning's CSV log."""
+    if not metrics_csv.exists():
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, dict[int, float]] = {}
+    with open(metrics_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            if not row.get("epoch"):
+                continue
+            epoch = int(float(row["epoch"]))
+            for key, value in row.items():
+                if key not in ("epoch", "step") and value not in ("", None):
+                    series.setdefault(key, {})[epoch] = float(value)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    for key, ax in (("loss", ax_loss), ("acc", ax_acc)):
+        for split in ("train", "val"):
+            data = series.get(f"{split}_{key}")
+            if data:
+                xs = sorted(data)
+                ax.plot([x + 1 for x in xs], [data[x] for x in xs], label=split, marker=".")
+        ax.set_xlabel("epoch")
+        ax.set_title("loss" if key == "loss" else "accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    _save_figure(fig, out)
+    plt.close(fig)

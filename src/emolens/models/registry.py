@@ -1,0 +1,69 @@
+"""Every model is registered by name and built with :func:`create_model` (the timm pattern)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from torch import nn
+
+from ..errors import ModelError
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a registered architecture needs and where it comes from."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    input_size: int = 48
+    channels: int = 1
+    source: str = ""
+    description: str = ""
+    needs: tuple[str, ...] = field(default_factory=tuple)  # optional packages it imports
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(name: str, *, input_size: int = 48, channels: int = 1, source: str = "",
+                   description: str = "", needs: tuple[str, ...] = ()):
+    """Decorator: ``@register_model("name", source=...)`` on a builder ``f(num_classes, **options)``."""
+
+    def wrap(builder: Callable[..., nn.Module]):
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = ModelInfo(name, builder, input_size, channels, source,
+                                    description or (builder.__doc__ or "").strip().split("\n")[0], needs)
+        return builder
+
+    return wrap
+
+
+def list_models() -> list[ModelInfo]:
+    _load_builtin()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def model_info(name: str) -> ModelInfo:
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise ModelError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def create_model(name: str, num_classes: int, **options) -> nn.Module:
+    """Build a registered architecture with fresh weights."""
+    info = model_info(name)
+    try:
+        return info.builder(num_classes=num_classes, **options)
+    except TypeError as e:
+        raise ModelError(f"model {name!r}: bad options {options}: {e}") from None
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _load_builtin() -> None:
+    from . import cnn  # noqa: F401  (registers the built-in architectures)

@@ -1,0 +1,129 @@
+"""Trained models on disk: ``NAME.safetensors`` (tensors only, no pickle) + ``NAME.json`` (the spec).
+
+The spec names the architecture and its options, the class names, the preprocessing the
+model was trained with (so it cannot drift) and the sha256 of the weights file, checked on
+every load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ModelError
+from .registry import create_model
+
+
+@dataclass
+class Preprocess:
+    """How a face crop becomes the model's input: grey (channels=1) or RGB, side, mean/std on [0, 1]."""
+
+    input_size: int = 48
+    channels: int = 1
+    mean: float = 0.5
+    std: float = 0.25
+
+    def normalise(self, faces: np.ndarray) -> np.ndarray:
+        """uint8 faces (N, H, W) at ``input_size`` -> float32 (N, C, H, W)."""
+        x = (faces.astype(np.float32) / 255.0 - self.mean) / self.std
+        x = x[:, None]
+        return np.repeat(x, self.channels, axis=1) if self.channels > 1 else x
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    arch: str
+    classes: list[str]
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    options: dict = field(default_factory=dict)
+    version: str = "0"
+    sha256: str = ""
+    metrics: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelSpec":
+        d = dict(d)
+        d["preprocess"] = Preprocess(**d.get("preprocess", {}))
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def save_model(model: nn.Module, spec: ModelSpec, path: str | Path) -> Path:
+    """Write ``path`` (.safetensors) and its spec beside it (.json); returns the weights path."""
+    from safetensors.torch import save
+
+    path = Path(path).with_suffix(".safetensors")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(path, save(state, metadata={"arch": spec.arch, "name": spec.name}))
+    spec.sha256 = sha256_of(path)
+    atomic_write_bytes(path.with_suffix(".json"), (json.dumps(spec.to_dict(), indent=2) + "\n").encode())
+    return path
+
+
+def read_spec(path: str | Path) -> ModelSpec:
+    path = Path(path).with_suffix(".json")
+    if not path.exists():
+        raise ModelError(f"{path}: no model spec beside the weights (expected {path.name})")
+    try:
+        return ModelSpec.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as e:
+        raise ModelError(f"{path}: not a valid model spec ({e})") from None
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, ModelSpec]:
+    """Build the architecture named in the spec and load the checked weights, in eval mode."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path).with_suffix(".safetensors")
+    if not path.exists():
+        raise ModelError(f"{path}: no such weights file")
+    spec = read_spec(path)
+    actual = sha256_of(path)
+    if spec.sha256 and actual != spec.sha256:
+        raise ModelError(f"{path}: checksum mismatch (sha256 {actual[:12]}..., spec says {spec.sha256[:12]}...); "
+                         "the file is damaged or was replaced")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise ModelError(f"{path}: not a readable safetensors file ({e})") from None
+    model = create_model(spec.arch, num_classes=len(spec.classes), **spec.options)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        raise ModelError(f"{path}: weights do not match architecture {spec.arch!r} {spec.options}: "
+                         f"{' '.join(first[:3])[:400]}") from None
+    model.eval()
+    return model, spec
+
+
+def to_tensor(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x))

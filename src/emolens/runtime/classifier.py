@@ -1,0 +1,139 @@
+"""Face classifiers behind one interface: ONNX Runtime (default, fast) or eager torch (fallback).
+
+Both take uint8 face crops (N, H, W) at the model's input size and return class probabilities
+(N, C); the preprocessing comes from the model's spec, so it cannot drift from training.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from ..models.weights import ModelSpec, load_model
+from .resolve import resolve_weights
+
+BACKENDS = ("onnx", "torch")
+
+
+class Classifier:
+    """Common part: the spec, class names, input size and softmax over logits."""
+
+    spec: ModelSpec
+    backend: str
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.spec.classes)
+
+    @property
+    def input_size(self) -> int:
+        return self.spec.preprocess.input_size
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_proba(self, faces: np.ndarray, tta: bool = False) -> np.ndarray:
+        """Probabilities (N, C) for uint8 faces (N, H, W); ``tta`` averages with the mirrored faces."""
+        faces = np.asarray(faces)
+        if faces.ndim == 2:
+            faces = faces[None]
+        if len(faces) == 0:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        side = self.input_size
+        if faces.shape[1:] != (side, side):
+            raise ModelError(f"{self.name}: faces must be {side}x{side}, got {faces.shape[1]}x{faces.shape[2]}")
+        x = self.spec.preprocess.normalise(faces)
+        probs = _softmax(self.logits(x))
+        if tta:
+            probs = (probs + _softmax(self.logits(np.ascontiguousarray(x[..., ::-1])))) / 2
+        return probs
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+class TorchClassifier(Classifier):
+    backend = "torch"
+
+    def __init__(self, weights: Path):
+        self.model, self.spec = load_model(weights)
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(np.ascontiguousarray(x))).float().numpy()
+
+
+def export_onnx(model, spec: ModelSpec, path: str | Path | None = None) -> bytes:
+    """Export a torch model to ONNX with a dynamic batch axis; returns the bytes (and writes ``path``)."""
+    import warnings
+
+    import torch
+
+    side = spec.preprocess.input_size
+    dummy = torch.zeros(1, spec.preprocess.channels, side, side)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), dummy, buf, input_names=["faces"], output_names=["logits"],
+                          dynamic_axes={"faces": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
+                          dynamo=False)
+    data = buf.getvalue()
+    if path is not None:
+        from ..models.weights import atomic_write_bytes
+
+        atomic_write_bytes(Path(path), data)
+    return data
+
+
+class OnnxClassifier(Classifier):
+    backend = "onnx"
+
+    def __init__(self, weights: Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        from ..data.cache import cache_dir
+
+        model, self.spec = load_model(weights)
+        cached = cache_dir() / "onnx" / f"{self.spec.sha256 or weights.stem}.onnx"
+        if cached.exists():
+            data = cached.read_bytes()
+        else:
+            try:
+                data = export_onnx(model, self.spec, cached)
+            except OSError:
+                data = export_onnx(model, self.spec)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads or int(os.environ.get("EMOLENS_THREADS", "0") or 0)
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"faces": np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+
+def load_classifier(model: str | Path | None = "default", backend: str = "onnx",
+                    threads: int | None = None) -> Classifier:
+    """A classifier for a bundled model name, ``default``, or a ``.safetensors`` path."""
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    weights = resolve_weights(model)
+    if backend == "torch":
+        return TorchClassifier(weights)
+    try:
+        return OnnxClassifier(weights, threads)
+    except ImportError:
+        return TorchClassifier(weights)  # onnxruntime missing: torch still works

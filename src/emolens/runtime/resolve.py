@@ -1,0 +1,25 @@
+"""Turn a model argument (bundled name, ``default``, or a weights path) into a weights file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ModelError
+from ..weights import DEFAULT_MODEL, bundled_names, bundled_path
+
+
+def resolve_weights(model: str | Path | None) -> Path:
+    name = str(model or "default")
+    if name == "default":
+        name = DEFAULT_MODEL
+    path = bundled_path(name)
+    if path is not None:
+        return path
+    candidate = Path(name)
+    if candidate.suffix in (".safetensors", ".json") or candidate.exists():
+        weights = candidate.with_suffix(".safetensors")
+        if not weights.exists():
+            raise ModelError(f"{weights}: no such weights file")
+        return weights
+    known = ", ".join(["default"] + bundled_names()) or "none bundled"
+    raise ModelError(f"unknown model {name!r}: not a bundled model ({known}) nor a .safetensors file")

@@ -1,0 +1,65 @@
+"""Typed recognition results: one :class:`FaceResult` per face, one :class:`FrameResult` per image."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class FaceResult:
+    box: tuple[float, float, float, float]          # x1, y1, x2, y2 in image pixels
+    score: float                                    # detection confidence
+    label: str                                      # top class
+    confidence: float                               # probability of the top class
+    probabilities: dict[str, float]                 # class -> probability, in the model's class order
+    landmarks: list[tuple[float, float]] | None = None  # 5 points: eyes, nose, mouth corners (if the detector gives them)
+    track_id: int | None = None                     # stable id across frames (video, webcam, stream)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["box"] = [round(v, 1) for v in self.box]
+        d["probabilities"] = {k: round(v, 5) for k, v in self.probabilities.items()}
+        if self.landmarks is not None:
+            d["landmarks"] = [[round(x, 1), round(y, 1)] for x, y in self.landmarks]
+        return d
+
+
+@dataclass
+class FrameResult:
+    faces: list[FaceResult] = field(default_factory=list)
+    width: int = 0
+    height: int = 0
+    source: str = ""                                # file name, "webcam:0", "upload"...
+    frame_index: int | None = None                  # in a video
+    timestamp: float | None = None                  # seconds into a video
+    timings_ms: dict[str, float] = field(default_factory=dict)  # detect / classify / total
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source, "width": self.width, "height": self.height, "frame_index": self.frame_index,
+            "timestamp": self.timestamp, "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+            "faces": [f.to_dict() for f in self.faces],
+        }
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def rows(self) -> list[dict]:
+        """One flat row per face (for CSV and pandas)."""
+        out = []
+        for i, f in enumerate(self.faces):
+            row = {"source": self.source, "frame_index": self.frame_index, "timestamp": self.timestamp,
+                   "face": i, "track_id": f.track_id, "x1": f.box[0], "y1": f.box[1], "x2": f.box[2],
+                   "y2": f.box[3], "score": f.score, "label": f.label, "confidence": f.confidence}
+            row.update({f"p_{k}": v for k, v in f.probabilities.items()})
+            out.append(row)
+        return out
+
+    def to_pandas(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())
