@@ -74,7 +74,7 @@ def _synthetic(ds: FaceDataset, method: str, before: dict[str, int], seed: int) 
     try:
         x, y = sampler.fit_resample(flat, ds.labels)
     except (ValueError, RuntimeError) as e:
-        raise DataError(f"{method} failed on {ds.source}: {e}. A class whose rows have no neighbours of another "
+        raise DataError(f"{method} failed on {ds.source}: {str(e).rstrip('.')}. A class whose rows have no neighbours of another "
                         "class gives ADASYN nothing to generate; try --balance smote or oversample") from None
     n_new = len(y) - len(ds)
     split = ds.splits[0] if len(ds) else "train"

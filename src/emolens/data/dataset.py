@@ -90,19 +90,21 @@ class FaceDataset:
             out[split] = {c: int(k) for c, k in zip(self.class_names, per_class)}
         return out
 
-    def with_classes(self, classes: str | list[str] | tuple[str, ...]) -> "FaceDataset":
+    def with_classes(self, classes: str | list[str] | tuple[str, ...], allow_missing: bool = False) -> "FaceDataset":
         """Keep only rows whose class is in ``classes`` and renumber labels in that order.
 
         Soft labels are cut to the kept classes and renormalised; rows whose remaining
-        votes sum to zero fall back to their hard label.
+        votes sum to zero fall back to their hard label. A class this data set lacks is an error
+        unless ``allow_missing`` (as when mixing sources that each cover part of the set).
         """
         wanted = resolve_class_set(classes)
         missing = [c for c in wanted if c not in self.class_names]
-        if missing:
+        if missing and not allow_missing:
             raise DataError(f"{self.source}: classes {missing} are not in this data set ({', '.join(self.class_names)})")
-        old_index = [self.class_names.index(c) for c in wanted]
         remap = np.full(len(self.class_names), -1, dtype=np.int64)
-        remap[old_index] = np.arange(len(wanted))
+        for new, name in enumerate(wanted):
+            if name in self.class_names:
+                remap[self.class_names.index(name)] = new
         keep = remap[self.labels] >= 0
         out = self.select(keep)
         out.labels = remap[out.labels]
@@ -111,7 +113,10 @@ class FaceDataset:
         if dropped_n:
             out.dropped["class not in set"] = out.dropped.get("class not in set", 0) + dropped_n
         if out.soft_labels is not None:
-            soft = out.soft_labels[:, old_index]
+            soft = np.zeros((len(out), len(wanted)), dtype=np.float32)
+            for new, name in enumerate(wanted):
+                if name in self.class_names:
+                    soft[:, new] = out.soft_labels[:, self.class_names.index(name)]
             total = soft.sum(axis=1, keepdims=True)
             hard = np.eye(len(wanted), dtype=np.float32)[out.labels]
             out.soft_labels = np.where(total > 0, soft / np.maximum(total, 1e-12), hard).astype(np.float32)

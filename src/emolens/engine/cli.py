@@ -16,10 +16,12 @@ TRAIN_FLAGS = (
 )
 
 
-def build_train_config(args):
+def build_train_config(args, base: dict | None = None):
+    """The config file (or ``base``) with the command-line flags applied on top."""
     from .config import TrainConfig
 
-    base = TrainConfig.load(args.config).to_dict() if args.config else TrainConfig().to_dict()
+    if base is None:
+        base = TrainConfig.load(args.config).to_dict() if args.config else TrainConfig().to_dict()
     if args.data:
         base["data"] = list(args.data)
     for key in TRAIN_FLAGS:
@@ -43,8 +45,20 @@ def cmd_train(args) -> int:
     from .config import TrainConfig
     from .train import train
 
-    if args.resume and not args.config and not args.data:
-        cfg = TrainConfig(out=args.out or "runs", name=args.name or "", data=["(from the saved config)"])
+    if args.resume:
+        # The run's saved config wins; flags given now (say a larger --epochs) apply on top.
+        if args.config:
+            first = TrainConfig.load(args.config)
+            out, name = args.out or first.out, args.name or first.name
+        else:
+            out, name = args.out or "runs", args.name or args.model or "vgg_fer"
+        saved = TrainConfig(out=out, name=name).run_dir / "config.yaml"
+        if not saved.exists():
+            raise EmolensError(f"--resume: no run at {saved.parent} (its config.yaml is missing); "
+                               "give the same --out and --name (or --config) as the first run")
+        base = TrainConfig.load(saved).to_dict()
+        args.config = None
+        cfg = build_train_config(args, base)
     else:
         cfg = build_train_config(args)
     result = train(cfg, resume=args.resume, progress=not args.no_progress)

@@ -83,9 +83,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     if resume:
         if not last.exists():
             raise EmolensError(f"--resume: no checkpoint at {last}; start the run without --resume")
-        saved = run_dir / "config.yaml"
-        if saved.exists():
-            cfg = TrainConfig.load(saved)
     elif last.exists():
         raise EmolensError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --name")
     if cfg.threads:

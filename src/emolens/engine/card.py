@@ -1,0 +1,115 @@
+"""Model cards: what a trained model is, how it was made, and how well it does, beside its weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+from pathlib import Path
+
+import yaml
+
+from ..models.registry import count_parameters
+from ..models.weights import atomic_write_bytes, load_model, save_model
+
+DATA_TERMS = (
+    "FER-2013 (Goodfellow et al. 2013, ICML 2013 Challenges in Representation Learning) and the FER+ labels "
+    "(Barsoum et al. 2016, Microsoft, MIT licence). The images are for research use only and are not "
+    "redistributed here; only weights trained on them are. Cite both papers when you use these weights."
+)
+
+
+def hardware() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} CPU cores, no GPU"
+
+
+def _confusion_table(metrics: dict) -> str:
+    classes = metrics["classes"]
+    head = "| true \\ predicted | " + " | ".join(classes) + " | recall |"
+    rule = "|---" * (len(classes) + 2) + "|"
+    rows = [head, rule]
+    for name, row in zip(classes, metrics["confusion_matrix"]):
+        recall = metrics["per_class"][name]["recall"]
+        rows.append(f"| **{name}** | " + " | ".join(str(v) for v in row) + f" | {recall:.1%} |")
+    return "\n".join(rows)
+
+
+def _per_class_table(metrics: dict) -> str:
+    rows = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for name in metrics["classes"]:
+        m = metrics["per_class"][name]
+        rows.append(f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |")
+    return "\n".join(rows)
+
+
+def bundle(run_dir: str | Path, dest_dir: str | Path, docs_dir: str | Path, name: str, command: str,
+           trained_on: str | None = None, notes: str = "") -> Path:
+    """Copy a finished run's weights to ``dest_dir/NAME.safetensors`` (+ spec), write the card ``NAME.md``
+    there and its pictures (confusion matrix, curves) to ``docs_dir``."""
+    run_dir, dest_dir, docs = Path(run_dir), Path(dest_dir), Path(docs_dir)
+    model, spec = load_model(next((run_dir / "model").glob("*.safetensors")))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    spec.name = name
+    spec.version = "1"
+    weights = save_model(model, spec, dest_dir / f"{name}.safetensors")
+    docs.mkdir(parents=True, exist_ok=True)
+    for png in ("confusion_matrix.png", "curves.png"):
+        if (run_dir / png).exists():
+            shutil.copyfile(run_dir / png, docs / f"{name}-{png}")
+    hours = metrics.get("train_seconds", 0) / 3600
+    classes = ", ".join(spec.classes)
+    card = f"""# Model card: `{name}`
+
+| | |
+|---|---|
+| task | facial expression classification of one aligned grey face crop |
+| classes | {len(spec.classes)}: {classes} |
+| architecture | `{spec.arch}` {json.dumps(spec.options)} ({count_parameters(model):,} parameters) |
+| input | {spec.preprocess.channels}x{spec.preprocess.input_size}x{spec.preprocess.input_size} grey, (x/255 - {spec.preprocess.mean}) / {spec.preprocess.std} |
+| weights | `{weights.name}` (safetensors, {weights.stat().st_size / 1e6:.1f} MB), sha256 `{spec.sha256}` |
+| trained by | emolens itself, `emolens train` |
+
+## Data
+
+- training: `{', '.join(cfg['data'])}`{' with FER+ votes `' + cfg['ferplus'] + '`' if cfg.get('ferplus') else ''}, split `Training`
+- model selection (best epoch): split `{metrics['split']}`; nothing else was tuned on it
+- licence terms of the data: {DATA_TERMS}
+
+## Metrics on {metrics['split']} (n = {metrics['n']:,})
+
+| accuracy | macro-F1 | weighted-F1 |
+|---|---|---|
+| **{metrics['accuracy']:.2%}** | {metrics['macro_f1']:.3f} | {metrics['weighted_f1']:.3f} |
+
+{_per_class_table(metrics)}
+
+Confusion matrix (rows: true class, columns: predicted):
+
+{_confusion_table(metrics)}
+
+![confusion matrix]({os.path.relpath(docs, dest_dir)}/{name}-confusion_matrix.png)
+![learning curves]({os.path.relpath(docs, dest_dir)}/{name}-curves.png)
+
+Reproduce the numbers: `emolens evaluate --model {name} --data ../shared/data/fer2013{' --ferplus ../shared/data/fer2013/fer2013new.csv' if cfg.get('ferplus') else ''} --split {metrics['split']}`
+
+## Training
+
+- command: `{command}`
+- epochs: {metrics.get('epochs')} ({cfg['optimizer']}, lr {cfg['lr']}, {cfg['schedule']} schedule, batch {cfg['batch_size']}, label smoothing {cfg['label_smoothing']}, soft-label weight {cfg.get('soft_label_weight', 0)}, balance {cfg['balance']}, {cfg['precision']})
+- augmentation: {', '.join(f'{k} {v}' for k, v in cfg['augment'].items())}
+- wall time: {hours:.2f} h
+- hardware: {trained_on or hardware()}
+{notes}
+"""
+    atomic_write_bytes(dest_dir / f"{name}.md", card.encode())
+    return weights

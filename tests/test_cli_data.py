@@ -1,0 +1,62 @@
+"""`emolens data stats` on synthetic files, and on the real FER-2013 copy when it is beside the repo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import SHARED_FER, synthetic_faces, write_fer_csv
+
+from emolens.cli import main
+
+
+def test_stats_table_and_json(tmp_path, capsys):
+    images, labels = synthetic_faces(14)
+    csv = write_fer_csv(tmp_path / "fer2013.csv", images, labels, ["Training"] * 7 + ["PublicTest"] * 7)
+    out_json = tmp_path / "stats.json"
+    assert main(["data", "stats", str(csv), "--json", str(out_json)]) == 0
+    text = capsys.readouterr().out
+    assert "Training" in text and "PublicTest" in text and "angry" in text
+    data = json.loads(out_json.read_text())
+    assert data["splits"]["Training"]["total"] == 7
+    assert data["splits"]["PublicTest"]["per_class"] == {c: 1 for c in data["classes"]}
+
+
+def test_stats_bad_input_is_one_line_without_traceback(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("emotion,pixels,Usage\n3,1 2 3,Training\n")
+    proc = subprocess.run([sys.executable, "-m", "emolens.cli", "data", "stats", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (f"emolens: error: {bad}: row 1 (line 2), field pixels: "
+                                   "expected 2304 values, found 3")
+
+
+needs_shared = pytest.mark.skipif(not (SHARED_FER / "fer2013.csv.gz").exists(), reason="../shared FER-2013 not present")
+
+
+@needs_shared
+def test_real_fer2013_counts(capsys, tmp_path):
+    out_json = tmp_path / "s.json"
+    assert main(["data", "stats", str(SHARED_FER), "--json", str(out_json)]) == 0
+    text = capsys.readouterr().out
+    assert "28,709" in text and "3,589" in text
+    data = json.loads(out_json.read_text())
+    per = {s: list(v["per_class"].values()) for s, v in data["splits"].items()}
+    assert per["Training"] == [3995, 436, 4097, 7215, 4830, 3171, 4965]
+    assert per["PublicTest"] == [467, 56, 496, 895, 653, 415, 607]
+
+
+@needs_shared
+def test_real_ferplus_drops(tmp_path):
+    out_json = tmp_path / "s.json"
+    assert main(["data", "stats", str(SHARED_FER), "--ferplus", str(SHARED_FER / "fer2013new.csv"),
+                 "--json", str(out_json)]) == 0
+    data = json.loads(out_json.read_text())
+    assert len(data["classes"]) == 8 and data["classes"][-1] == "contempt"
+    dropped = sum(data["dropped"].values())
+    assert data["total"] + dropped == 28709 + 3589
+    assert data["dropped"]["not a face (NF)"] > 0

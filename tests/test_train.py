@@ -1,0 +1,100 @@
+"""`emolens train` end to end on a small synthetic set: outputs, a kill, --resume, and evaluate."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import synthetic_faces, write_fer_csv
+
+from emolens.cli import main
+
+TINY = ["--model", "vgg_fer", "--model-option", "widths=[8,16]", "--model-option", "convs_per_stage=1",
+        "--model-option", "hidden=[16]", "--model-option", "global_pool=true"]
+
+
+@pytest.fixture(scope="module")
+def data_csv(tmp_path_factory):
+    images, labels = synthetic_faces(280, seed=1)
+    usages = ["Training"] * 210 + ["PublicTest"] * 70
+    return write_fer_csv(tmp_path_factory.mktemp("data") / "fer2013.csv", images, labels, usages)
+
+
+def _epochs_logged(run_dir) -> list[int]:
+    with open(run_dir / "logs" / "metrics.csv") as f:
+        return sorted({int(r["epoch"]) for r in csv.DictReader(f) if r.get("val_acc")})
+
+
+def test_train_writes_weights_reports_and_learns(data_csv, tmp_path, capsys):
+    args = ["train", "--data", str(data_csv), *TINY, "--epochs", "6", "--batch-size", "16", "--lr", "0.01",
+            "--set", "augment.rotation=5", "--set", "augment.erase=0", "--precision", "32",
+            "--optimizer", "sgd", "--schedule", "cosine", "--balance", "oversample", "--label-smoothing", "0.05",
+            "--out", str(tmp_path), "--name", "run1", "--no-progress", "--threads", "1"]
+    assert main(args) == 0
+    run = tmp_path / "run1"
+    for name in ("config.yaml", "metrics.json", "report.txt", "confusion_matrix.png", "curves.png",
+                 "checkpoints/last.ckpt", "model/run1.safetensors", "model/run1.json", "logs/metrics.csv"):
+        assert (run / name).exists(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n"] == 70 and metrics["split"] == "PublicTest"
+    assert metrics["accuracy"] > 0.5          # the synthetic classes are easy; chance is 1/7
+    assert _epochs_logged(run) == list(range(6))
+    spec = json.loads((run / "model" / "run1.json").read_text())
+    assert spec["metrics"]["accuracy"] == pytest.approx(metrics["accuracy"])
+    # the exported model evaluates to the same accuracy through ONNX Runtime
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--model", str(run / "model" / "run1.safetensors"), "--data", str(data_csv),
+                 "--split", "PublicTest", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["accuracy"] == pytest.approx(metrics["accuracy"], abs=1 / 70)
+    # a second run into the same folder is refused rather than overwriting it
+    assert main(args) == 2
+    assert "already holds a run; pass --resume" in capsys.readouterr().err
+
+
+def test_killed_run_resumes_from_checkpoint(data_csv, tmp_path):
+    cmd = [sys.executable, "-m", "emolens.cli", "train", "--data", str(data_csv), *TINY, "--epochs", "200",
+           "--batch-size", "16", "--precision", "32", "--schedule", "cosine", "--out", str(tmp_path),
+           "--name", "r", "--no-progress", "--threads", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    last = tmp_path / "r" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (last.exists() and len(_epochs_logged_safe(tmp_path / "r")) >= 2):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert last.exists(), "no checkpoint was written before the kill"
+    done = _epochs_logged_safe(tmp_path / "r")
+    assert done and max(done) < 199
+    assert not list((tmp_path / "r" / "checkpoints").glob("*.tmp"))  # atomic writes leave no partial file
+    # resume with a smaller epoch budget: training continues from the checkpoint, not from zero
+    target = max(done) + 3
+    assert main(["train", "--resume", "--out", str(tmp_path), "--name", "r", "--epochs", str(target),
+                 "--no-progress"]) == 0
+    logged = _epochs_logged(tmp_path / "r")
+    assert logged[-1] == target - 1
+    assert (tmp_path / "r" / "model" / "r.safetensors").exists()
+
+
+def _epochs_logged_safe(run_dir):
+    try:
+        return _epochs_logged(run_dir)
+    except (OSError, KeyError, ValueError):
+        return []
+
+
+def test_resume_without_run_is_clear(tmp_path, capsys):
+    assert main(["train", "--resume", "--out", str(tmp_path), "--name", "nothing"]) == 2
+    assert "--resume: no run at" in capsys.readouterr().err
+
+
+def test_bad_config_key_is_clear(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: x.csv\nepoch: 3\n")
+    assert main(["train", "--config", str(cfg)]) == 2
+    assert "unknown config key(s) epoch" in capsys.readouterr().err
