@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,29 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
+# The test environment's torchvision shim (see tests/shims/): lets timm and Lightning import when the
+# only torchvision available is a CUDA build. The library itself never loads it.
+sys.path.insert(0, str(Path(__file__).parent / "shims"))
+try:
+    import torchvision_ops_shim  # noqa: E402
+
+    torchvision_ops_shim.install()
+except ImportError:
+    pass
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_FER = REPO.parent / "shared" / "data" / "fer2013"
 
 #: A small but real architecture (a few thousand parameters) for tests that need a model file.
 TINY_OPTIONS = {"widths": [4, 8], "convs_per_stage": 1, "hidden": [8], "global_pool": True}
+
+
+def cli_command(*args: str) -> list[str]:
+    """argv that runs ``emolens ARGS`` in a fresh interpreter of the test environment (shims loaded)."""
+    boot = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent / 'shims')!r})\n"
+            "try:\n    import torchvision_ops_shim as shim; shim.install()\nexcept ImportError:\n    pass\n"
+            "from emolens.cli import main; sys.exit(main(sys.argv[1:]))")
+    return [sys.executable, "-c", boot, *args]
 
 
 @pytest.fixture(autouse=True)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
-from conftest import SHARED_FER, synthetic_faces, write_fer_csv
+from conftest import SHARED_FER, cli_command, synthetic_faces, write_fer_csv
 
 from emolens.cli import main
 
@@ -27,7 +26,7 @@ def test_stats_table_and_json(tmp_path, capsys):
 def test_stats_bad_input_is_one_line_without_traceback(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("emotion,pixels,Usage\n3,1 2 3,Training\n")
-    proc = subprocess.run([sys.executable, "-m", "emolens.cli", "data", "stats", str(bad)],
+    proc = subprocess.run(cli_command("data", "stats", str(bad)),
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

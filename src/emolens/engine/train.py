@@ -100,7 +100,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     print(f"model {cfg.model} {cfg.model_options}: {count_parameters(model):,} parameters")
     module = FERModule(model, cfg, balanced.class_weights)
     train_loader = torch.utils.data.DataLoader(_Faces(balanced.dataset), batch_size=cfg.batch_size, shuffle=True,
-                                               drop_last=True, num_workers=0)
+                                               drop_last=len(balanced.dataset) > cfg.batch_size, num_workers=0)
     val_loader = torch.utils.data.DataLoader(_Faces(val_ds), batch_size=512, shuffle=False, num_workers=0)
 
     callbacks = [
