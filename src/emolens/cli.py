@@ -18,7 +18,6 @@ COMMAND_MODULES = (
     "emolens.data.cli",       # data stats
     "emolens.serve.cli",      # serve
     "emolens.experiments.cli",  # experiment
-    "emolens.benchmark_cli",  # benchmark
 )
 
 

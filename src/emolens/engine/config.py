@@ -14,6 +14,7 @@ from .augment import AugmentConfig
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "plateau", "cosine", "onecycle")
+ADVERSARIAL_NORMS = ("l2", "inf", "sign")
 
 
 @dataclass
@@ -49,6 +50,14 @@ class TrainConfig:
     out: str = "runs"
     name: str = ""
     limit_train_batches: float | int = 1.0          # for smoke tests
+    # model zoo: fine-tuning (docs/zoo.md)
+    pretrained: Any = None                          # hub | package | a file or URL | {swin: .., resnet: ..}
+    freeze_epochs: int = 0                          # train only the head for this many epochs, then all
+    backbone_lr_scale: float = 1.0                  # the backbone's learning rate = lr x this
+    # adversarial regularisation in the spirit of Neural Structured Learning (0 = off)
+    adversarial_multiplier: float = 0.0             # weight of the loss on perturbed inputs (slides: 0.3)
+    adversarial_step: float = 0.01                  # perturbation size, in normalised input units
+    adversarial_norm: str = "l2"                    # gradient normalisation: l2 (NSL's default), inf or sign
 
     def validate(self) -> "TrainConfig":
         if not self.data:
@@ -61,6 +70,13 @@ class TrainConfig:
             raise EmolensError("soft_label_weight must lie in [0, 1]")
         if self.epochs < 1 or self.batch_size < 1:
             raise EmolensError("epochs and batch_size must be positive")
+        if self.adversarial_multiplier < 0 or self.adversarial_step < 0:
+            raise EmolensError("adversarial_multiplier and adversarial_step must not be negative")
+        if self.adversarial_norm not in ADVERSARIAL_NORMS:
+            raise EmolensError(f"unknown adversarial_norm {self.adversarial_norm!r}; choose one of "
+                               f"{', '.join(ADVERSARIAL_NORMS)}")
+        if self.freeze_epochs < 0 or self.backbone_lr_scale < 0:
+            raise EmolensError("freeze_epochs and backbone_lr_scale must not be negative")
         return self
 
     @property

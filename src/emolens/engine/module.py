@@ -21,6 +21,10 @@ class FERModule(pl.LightningModule):
         self.register_buffer("class_weights", weights, persistent=False)
         self._val_preds: list[torch.Tensor] = []
         self._val_true: list[torch.Tensor] = []
+        if cfg.pretrained and not (cfg.run_dir / "checkpoints" / "last.ckpt").exists():
+            from ..models.backbones import load_pretrained
+
+            load_pretrained(self.model, cfg.pretrained)  # a resumed run restores its own weights instead
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -45,12 +49,42 @@ class FERModule(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         images, labels, soft = batch
         x = augment(self._normalise(images), self.cfg.augment)
+        adversarial = self.cfg.adversarial_multiplier > 0
+        if adversarial:
+            x.requires_grad_(True)
         logits = self.model(x)
-        loss = self._loss(logits, self._targets(labels, soft, logits.shape[1]))
+        target = self._targets(labels, soft, logits.shape[1])
+        loss = self._loss(logits, target)
         acc = (logits.argmax(1) == labels).float().mean()
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log("train_acc", acc, on_step=False, on_epoch=True, prog_bar=True)
+        if adversarial:
+            adv_loss = self._adversarial_loss(x, loss, target)
+            self.log("train_adv_loss", adv_loss, on_step=False, on_epoch=True)
+            loss = loss + self.cfg.adversarial_multiplier * adv_loss
         return loss
+
+    def _adversarial_loss(self, x: torch.Tensor, loss: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss on adversarial neighbours of the batch (Neural Structured Learning's adversarial
+        regularisation): each input moves ``adversarial_step`` along its loss gradient, normalised
+        per example (``l2``: unit L2 norm, NSL's default; ``inf``: largest entry 1; ``sign``: FGSM)."""
+        (grad,) = torch.autograd.grad(loss, x, retain_graph=True)
+        grad = grad.detach().float()
+        flat = grad.flatten(1)
+        norm = self.cfg.adversarial_norm
+        if norm == "sign":
+            direction = grad.sign()
+        else:
+            scale = flat.norm(dim=1) if norm == "l2" else flat.abs().amax(dim=1)
+            direction = grad / scale.clamp_min(1e-12).view(-1, *([1] * (grad.ndim - 1)))
+        neighbour = (x.detach() + self.cfg.adversarial_step * direction).to(x.dtype)
+        return self._loss(self.model(neighbour), target)
+
+    def on_train_epoch_start(self) -> None:
+        if self.cfg.freeze_epochs:
+            from ..models.backbones import set_backbone_frozen
+
+            set_backbone_frozen(self.model, self.current_epoch < self.cfg.freeze_epochs)
 
     def validation_step(self, batch, batch_idx):
         images, labels, soft = batch
@@ -78,6 +112,14 @@ class FERModule(pl.LightningModule):
         for p in self.model.parameters():
             (no_decay if p.ndim <= 1 else decay).append(p)
         groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if cfg.backbone_lr_scale != 1.0:  # discriminative learning rates: a gentler step for the backbone
+            from ..models.backbones import backbone_modules
+
+            in_backbone = {id(p) for m in backbone_modules(self.model) for p in m.parameters()}
+            groups = [{"params": [p for p in g["params"] if (id(p) in in_backbone) == bb],
+                       "weight_decay": g["weight_decay"], "lr": cfg.lr * (cfg.backbone_lr_scale if bb else 1.0)}
+                      for bb in (True, False) for g in groups]
+            groups = [g for g in groups if g["params"]]
         if cfg.optimizer == "sgd":
             opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
         elif cfg.optimizer == "adam":
@@ -93,5 +135,6 @@ class FERModule(pl.LightningModule):
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
         total = int(self.trainer.estimated_stepping_batches)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.2)
+        max_lr = [g.get("lr", cfg.lr) for g in groups] if cfg.backbone_lr_scale != 1.0 else cfg.lr
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total, pct_start=0.2)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
 
 from ..data import FaceDataset, load_dataset
 from ..data.balance import balance
 from ..errors import EmolensError
 from ..models.registry import count_parameters, create_model
 from ..models.weights import ModelSpec, Preprocess, save_model
+from .callbacks import AtomicCheckpointIO, TimeKeeper, read_seconds
 from .config import TrainConfig
+from .module import FERModule
+from .report import write_report
 
 
 @dataclass
@@ -43,24 +46,6 @@ class _Faces(torch.utils.data.Dataset):
         return self.images[i], self.labels[i], self.soft[i]
 
 
-def _atomic_checkpoint_io():
-    from lightning.fabric.utilities.cloud_io import _atomic_save
-    from lightning.pytorch.plugins.io import TorchCheckpointIO
-
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        """Write each checkpoint to a temporary file and rename it, so a kill never leaves half a file."""
-
-        def save_checkpoint(self, checkpoint, path, storage_options=None):
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            os.close(fd)
-            _atomic_save(checkpoint, tmp)
-            os.replace(tmp, path)
-
-    return AtomicCheckpointIO()
-
-
 def prepare_data(cfg: TrainConfig) -> tuple[FaceDataset, FaceDataset]:
     ds = load_dataset(cfg.data, ferplus=cfg.ferplus, classes=cfg.classes)
     train = ds.split(cfg.train_split, "train")
@@ -71,12 +56,6 @@ def prepare_data(cfg: TrainConfig) -> tuple[FaceDataset, FaceDataset]:
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
-    import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
-    from lightning.pytorch.loggers import CSVLogger
-
-    from .module import FERModule
-
     cfg.validate()
     run_dir = cfg.run_dir
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -109,7 +88,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     ]
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
-    callbacks.append(_TimeKeeper(run_dir))
+    callbacks.append(TimeKeeper(run_dir))
     if cfg.early_stopping:
         callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=cfg.early_stopping))
     loggers = [CSVLogger(run_dir, name="logs", version="")]
@@ -124,11 +103,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
         strategy=cfg.strategy, precision=cfg.precision, callbacks=callbacks, logger=loggers,
         enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=20,
-        limit_train_batches=cfg.limit_train_batches, plugins=[_atomic_checkpoint_io()],
+        limit_train_batches=cfg.limit_train_batches, plugins=[AtomicCheckpointIO()],
         default_root_dir=run_dir,
     )
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
-    seconds = _previous_seconds(run_dir)
+    seconds = read_seconds(run_dir)
     if trainer.global_rank != 0:
         return TrainResult(run_dir, Path(), 0.0, 0.0, trainer.current_epoch, seconds)
 
@@ -137,51 +116,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     module.load_state_dict(state, strict=False)
     spec = ModelSpec(name=cfg.name or cfg.model, arch=cfg.model, classes=list(train_ds.class_names),
                      preprocess=Preprocess(48, 1, cfg.mean, cfg.std), options=dict(cfg.model_options))
-    from .report import write_report
-
     metrics = write_report(module.model, spec, val_ds, run_dir, cfg, seconds, trainer.current_epoch)
     spec.metrics = {"split": val_ds.split_names[0], "accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1,
                     "weighted_f1": metrics.weighted_f1, "n": metrics.n}
     weights = save_model(module.model, spec, run_dir / "model" / f"{spec.name}.safetensors")
     print(f"validation accuracy {metrics.accuracy:.4f}, macro-F1 {metrics.macro_f1:.4f}; weights {weights}")
     return TrainResult(run_dir, weights, metrics.accuracy, metrics.macro_f1, trainer.current_epoch, seconds)
-
-
-def _time_keeper_class():
-    from lightning.pytorch.callbacks import Callback
-
-    class TimeKeeper(Callback):
-        """Adds each epoch's wall time to run_dir/seconds.txt, so resumed runs report their total time."""
-
-        def __init__(self, run_dir: Path):
-            self.run_dir = run_dir
-            self.start = time.time()
-
-        def on_train_epoch_start(self, trainer, pl_module):
-            self.start = time.time()
-
-        def on_validation_epoch_end(self, trainer, pl_module):
-            if trainer.sanity_checking or trainer.global_rank != 0:
-                return
-            _write_seconds(self.run_dir, _previous_seconds(self.run_dir) + time.time() - self.start)
-            self.start = time.time()
-
-    return TimeKeeper
-
-
-def _TimeKeeper(run_dir: Path):
-    return _time_keeper_class()(run_dir)
-
-
-def _previous_seconds(run_dir: Path) -> float:
-    f = run_dir / "seconds.txt"
-    try:
-        return float(f.read_text())
-    except (OSError, ValueError):
-        return 0.0
-
-
-def _write_seconds(run_dir: Path, seconds: float) -> None:
-    from ..models.weights import atomic_write_bytes
-
-    atomic_write_bytes(run_dir / "seconds.txt", f"{seconds:.1f}\n".encode())

@@ -1,0 +1,51 @@
+"""Lightning plug-ins of the training engine: atomic checkpoints and a wall-clock keeper."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from lightning.fabric.utilities.cloud_io import _atomic_save
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from ..models.weights import atomic_write_bytes
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write each checkpoint to a temporary file and rename it, so a kill never leaves half a file."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        _atomic_save(checkpoint, tmp)
+        os.replace(tmp, path)
+
+
+def read_seconds(run_dir: Path) -> float:
+    try:
+        return float((run_dir / "seconds.txt").read_text())
+    except (OSError, ValueError):
+        return 0.0
+
+
+class TimeKeeper(Callback):
+    """Adds each epoch's wall time to ``run_dir/seconds.txt``, so a resumed run reports its total time."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.start = time.time()
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.start = time.time()
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking or trainer.global_rank != 0:
+            return
+        total = read_seconds(self.run_dir) + time.time() - self.start
+        atomic_write_bytes(self.run_dir / "seconds.txt", f"{total:.1f}\n".encode())
+        self.start = time.time()
