@@ -23,15 +23,18 @@ def test_flip_gives_mirror_or_original():
     assert 16 < sum(mirrored) < 48
 
 
-def test_default_keeps_input_size_and_changes_images():
+def test_default_crops_to_crop_side_and_changes_images():
     x = torch.rand(8, 1, 48, 48)
     y = augment(x, AugmentConfig(), torch.Generator().manual_seed(1))
-    assert y.shape == (8, 1, 48, 48)
-    assert (y - x).abs().mean() > 0.05
+    assert y.shape == (8, 1, 44, 44)
+    assert (y - x[..., 2:46, 2:46]).abs().mean() > 0.05
 
 
-def test_erase_zeroes_a_rectangle():
-    x = torch.ones(32, 1, 48, 48)
-    y = augment(x, AugmentConfig(**{**OFF, "erase": 1.0}), torch.Generator().manual_seed(2))
-    zeroed = (y == 0).flatten(1).sum(1)
-    assert (zeroed > 0).all() and (zeroed < 48 * 48 * 0.2).all()
+def test_crop_without_warp_is_a_window_of_the_input():
+    x = torch.arange(48 * 48, dtype=torch.float32).view(1, 1, 48, 48).repeat(6, 1, 1, 1)
+    y = augment(x, AugmentConfig(**{**OFF, "crop": 40}), torch.Generator().manual_seed(3))
+    assert y.shape == (6, 1, 40, 40)
+    for img in y[:, 0]:  # a pure translation: steps of 1 along a row and 48 down a column, inside the image
+        torch.testing.assert_close(img[:, 1:] - img[:, :-1], torch.ones(40, 39), atol=1e-3, rtol=0)
+        torch.testing.assert_close(img[1:] - img[:-1], torch.full((39, 40), 48.0), atol=1e-3, rtol=0)
+        assert img.min() >= 0 and img.max() <= 48 * 48 - 1

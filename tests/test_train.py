@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import pytest
 from conftest import cli_command, synthetic_faces, write_fer_csv
 
@@ -80,7 +81,14 @@ def test_killed_run_resumes_from_checkpoint(data_csv, tmp_path):
                  "--no-progress"]) == 0
     logged = _epochs_logged(tmp_path / "r")
     assert logged[-1] == target - 1
-    assert (tmp_path / "r" / "model" / "r.safetensors").exists()
+    weights = tmp_path / "r" / "model" / "r.safetensors"
+    spec = json.loads(weights.with_suffix(".json").read_text())
+    # trained on random 44x44 crops (the default): the model sees the matching centre crop
+    assert spec["preprocess"]["input_size"] == 48 and spec["preprocess"]["crop"] == 44
+    from emolens.runtime import load_classifier
+
+    probs = load_classifier(weights).predict_proba(np.zeros((3, 48, 48), np.uint8))
+    assert probs.shape == (3, 7)
 
 
 def _epochs_logged_safe(run_dir):

@@ -1,8 +1,8 @@
 """Batched augmentation on tensors: one affine warp per image, all images at once.
 
 Rotation, shift, zoom and horizontal flip are folded into one affine matrix per image and
-applied with ``grid_sample``; a random crop of side ``crop`` is taken from anywhere the shift
-allows and resampled to the input side, so the model always sees the size it is deployed at.
+applied with ``grid_sample``; the output is a random crop of side ``crop`` (the model's input
+side: at test time the face gets the matching centre crop, see ``Preprocess.crop``).
 Brightness/contrast jitter and random erasing follow. Working on the whole batch keeps
 the CPU busy with a few large ops instead of thousands of small per-image ones.
 """
@@ -22,14 +22,14 @@ class AugmentConfig:
     shift: float = 0.1          # fraction of the side, uniform in [-s, s]
     zoom: float = 0.15          # scale uniform in [1 - z, 1 + z]
     hflip: bool = True
-    crop: int = 44              # side of the random crop window, resampled to the input side; >= input = no crop
+    crop: int = 44              # output side (random crop; the model sees this side); >= input side = no crop
     brightness: float = 0.2     # additive, in units of the normalised image
     contrast: float = 0.2       # multiplicative, in [1 - c, 1 + c]
     erase: float = 0.25         # probability of erasing one random rectangle
 
 
 def augment(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Augment a normalised batch ``x`` of shape (N, C, H, W); returns the same shape."""
+    """Augment a normalised batch ``x`` of shape (N, C, H, W); returns (N, C, crop, crop)."""
     n, c, h, w = x.shape
     dev, dt = x.device, x.dtype
 
@@ -40,14 +40,15 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | No
     scale = uniform(1 - cfg.zoom, 1 + cfg.zoom)
     flip = torch.where(torch.rand(n, device=dev, generator=generator) < 0.5, -1.0, 1.0).to(dt) if cfg.hflip \
         else torch.ones(n, device=dev, dtype=dt)
+    out = min(cfg.crop, h)
     # grid_sample maps output coordinates to input coordinates, so the matrix is the inverse warp:
-    # the crop is a window of crop/h of the input, placed anywhere the shift allows.
-    span = min(cfg.crop, h) / h
+    # a crop of side `out` is a window of out/h of the input, placed anywhere the shift allows.
+    span = out / h
     room = (1 - span) + cfg.shift * 2
     tx, ty = uniform(-room / 2, room / 2), uniform(-room / 2, room / 2)
     cos, sin = torch.cos(angle) * span / scale, torch.sin(angle) * span / scale
     theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
-    grid = F.affine_grid(theta, (n, c, h, w), align_corners=False)
+    grid = F.affine_grid(theta, (n, c, out, out), align_corners=False)
     y = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     if cfg.contrast or cfg.brightness:
         mean = y.mean(dim=(1, 2, 3), keepdim=True)

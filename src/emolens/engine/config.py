@@ -40,6 +40,7 @@ class TrainConfig:
     mean: float = 0.5
     std: float = 0.25
     early_stopping: int = 0                         # patience in epochs; 0 = off
+    export_checkpoint: str = "best"                 # which checkpoint becomes the model: best (val_acc) or last
     seed: int = 0
     precision: str = "bf16-mixed"                   # or "32"
     threads: int | None = None                      # torch CPU threads; None = torch's default
@@ -68,6 +69,8 @@ class TrainConfig:
             raise EmolensError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if not 0 <= self.soft_label_weight <= 1:
             raise EmolensError("soft_label_weight must lie in [0, 1]")
+        if self.export_checkpoint not in ("best", "last"):
+            raise EmolensError(f"export_checkpoint must be best or last, not {self.export_checkpoint!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise EmolensError("epochs and batch_size must be positive")
         if self.adversarial_multiplier < 0 or self.adversarial_step < 0:

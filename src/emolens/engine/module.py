@@ -29,8 +29,14 @@ class FERModule(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
-    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
-        return (images.float().unsqueeze(1) / 255.0 - self.cfg.mean) / self.cfg.std
+    def _normalise(self, images: torch.Tensor, centre_crop: bool = False) -> torch.Tensor:
+        """uint8 (N, H, W) -> normalised (N, 1, H, W); ``centre_crop`` cuts the evaluation crop."""
+        x = (images.float().unsqueeze(1) / 255.0 - self.cfg.mean) / self.cfg.std
+        side = min(self.cfg.augment.crop, x.shape[-1])
+        if centre_crop and side < x.shape[-1]:
+            top, left = (x.shape[-2] - side) // 2, (x.shape[-1] - side) // 2
+            x = x[..., top:top + side, left:left + side]
+        return x
 
     def _targets(self, labels: torch.Tensor, soft: torch.Tensor, n_classes: int) -> torch.Tensor:
         hard = F.one_hot(labels, n_classes).float()
@@ -88,7 +94,7 @@ class FERModule(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         images, labels, soft = batch
-        logits = self.model(self._normalise(images))
+        logits = self.model(self._normalise(images, centre_crop=True))
         loss = self._loss(logits, self._targets(labels, soft, logits.shape[1]))
         self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=False)
         self._val_preds.append(logits.argmax(1).cpu())

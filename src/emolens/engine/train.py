@@ -111,11 +111,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     if trainer.global_rank != 0:
         return TrainResult(run_dir, Path(), 0.0, 0.0, trainer.current_epoch, seconds)
 
-    best = callbacks[0].best_model_path or str(last)
-    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    chosen = callbacks[0].best_model_path if cfg.export_checkpoint == "best" else ""
+    state = torch.load(chosen or str(last), map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(state, strict=False)
+    side = train_ds.images.shape[-1]
+    crop = cfg.augment.crop if cfg.augment.crop < side else 0
     spec = ModelSpec(name=cfg.name or cfg.model, arch=cfg.model, classes=list(train_ds.class_names),
-                     preprocess=Preprocess(48, 1, cfg.mean, cfg.std), options=dict(cfg.model_options))
+                     preprocess=Preprocess(side, 1, cfg.mean, cfg.std, crop), options=dict(cfg.model_options))
     metrics = write_report(module.model, spec, val_ds, run_dir, cfg, seconds, trainer.current_epoch)
     spec.metrics = {"split": val_ds.split_names[0], "accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1,
                     "weighted_f1": metrics.weighted_f1, "n": metrics.n}

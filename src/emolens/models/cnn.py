@@ -39,8 +39,14 @@ def _conv_bn(cin: int, cout: int, act: type[nn.Module]) -> list[nn.Module]:
 
 
 def _mlp_head(cin: int, hidden: Sequence[int], num_classes: int, dropout: float, act: type[nn.Module],
-              flatten: bool) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Flatten()] if flatten else [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+              grid: int = 1) -> nn.Sequential:
+    """Pool the feature map to ``grid`` x ``grid`` (1 = global average pooling), flatten, then an MLP.
+
+    Pooling to a fixed grid keeps a flatten-style head valid at any input size (48x48 faces,
+    or the 44x44 crops a model was trained on).
+    """
+    layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(grid), nn.Flatten()]
+    cin = cin * grid * grid
     for width in hidden:
         layers += [nn.Dropout(dropout), nn.Linear(cin, width, bias=False), nn.BatchNorm1d(width), act()]
         cin = width
@@ -69,8 +75,7 @@ class CompactCNN(_Classifier):
             layers += [nn.MaxPool2d(2), nn.Dropout(p)]
             cin = width
         self.features = nn.Sequential(*layers)
-        side = 48 // 2 ** len(widths)
-        self.head = _mlp_head(cin * side * side, [hidden], num_classes, dropout, nn.ELU, flatten=True)
+        self.head = _mlp_head(cin, [hidden], num_classes, dropout, nn.ELU, grid=48 // 2 ** len(widths))
         _he_init(self, "relu")
 
 
@@ -119,7 +124,7 @@ class SEResNet(_Classifier):
                 layers.append(SEBasicBlock(cin, width, 2 if j == 0 and i > 0 else 1, reduction))
                 cin = width
         self.features = nn.Sequential(*layers)
-        self.head = _mlp_head(cin, [], num_classes, dropout, nn.ReLU, flatten=False)
+        self.head = _mlp_head(cin, [], num_classes, dropout, nn.ReLU)
         _he_init(self, "relu")
 
 
@@ -140,10 +145,8 @@ class VGGFace48(_Classifier):
                 cin = width
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
-        side = 48 // 2 ** len(widths)
-        head_in = cin if global_pool else cin * side * side
-        self.head = _mlp_head(head_in, list(hidden), num_classes, dropout, lambda: nn.ReLU(inplace=True),
-                              flatten=not global_pool)
+        grid = 1 if global_pool else 48 // 2 ** len(widths)
+        self.head = _mlp_head(cin, list(hidden), num_classes, dropout, lambda: nn.ReLU(inplace=True), grid=grid)
         _he_init(self, "relu")
 
 

@@ -24,15 +24,31 @@ from .registry import create_model
 
 @dataclass
 class Preprocess:
-    """How a face crop becomes the model's input: grey (channels=1) or RGB, side, mean/std on [0, 1]."""
+    """How a face crop becomes the model's input.
+
+    The aligned face is ``input_size`` square, grey (channels=1) or RGB; ``crop`` (when set) is
+    the centre crop the model sees, matching the random crops it was trained on; then
+    ``(x / 255 - mean) / std``.
+    """
 
     input_size: int = 48
     channels: int = 1
     mean: float = 0.5
     std: float = 0.25
+    crop: int = 0
+
+    @property
+    def model_size(self) -> int:
+        """Side of the tensor the network takes."""
+        return self.crop if 0 < self.crop < self.input_size else self.input_size
 
     def normalise(self, faces: np.ndarray) -> np.ndarray:
-        """uint8 faces (N, H, W) at ``input_size`` -> float32 (N, C, H, W)."""
+        """uint8 faces (N, H, W) at ``input_size`` -> float32 (N, C, S, S), S = :attr:`model_size`."""
+        side = self.model_size
+        if side != faces.shape[-1]:
+            top = (faces.shape[-2] - side) // 2
+            left = (faces.shape[-1] - side) // 2
+            faces = faces[:, top:top + side, left:left + side]
         x = (faces.astype(np.float32) / 255.0 - self.mean) / self.std
         x = x[:, None]
         return np.repeat(x, self.channels, axis=1) if self.channels > 1 else x

@@ -82,7 +82,7 @@ def export_onnx(model, spec: ModelSpec, path: str | Path | None = None) -> bytes
 
     import torch
 
-    side = spec.preprocess.input_size
+    side = spec.preprocess.model_size
     dummy = torch.zeros(1, spec.preprocess.channels, side, side)
     buf = io.BytesIO()
     with warnings.catch_warnings():
