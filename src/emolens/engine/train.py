@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import CSVLogger
 from ..data import FaceDataset, load_dataset
 from ..data.balance import balance
 from ..errors import EmolensError
-from ..models.registry import count_parameters, create_model
+from ..models.registry import count_parameters, create_model, model_info
 from ..models.weights import ModelSpec, Preprocess, save_model
 from .callbacks import AtomicCheckpointIO, TimeKeeper, read_seconds
 from .config import TrainConfig
@@ -75,8 +75,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     print(balanced.describe())
     print(f"train {len(balanced.dataset)} rows, validation {len(val_ds)} rows, classes {', '.join(train_ds.class_names)}")
 
-    model = create_model(cfg.model, num_classes=len(train_ds.class_names), **cfg.model_options)
-    print(f"model {cfg.model} {cfg.model_options}: {count_parameters(model):,} parameters")
+    side = train_ds.images.shape[-1]
+    crop = cfg.augment.crop if cfg.augment.crop < side else 0
+    options = dict(cfg.model_options)
+    if model_info(cfg.model).sized:
+        options.setdefault("input_size", crop or side)
+    model = create_model(cfg.model, num_classes=len(train_ds.class_names), **options)
+    print(f"model {cfg.model} {options}: {count_parameters(model):,} parameters")
     module = FERModule(model, cfg, balanced.class_weights)
     train_loader = torch.utils.data.DataLoader(_Faces(balanced.dataset), batch_size=cfg.batch_size, shuffle=True,
                                                drop_last=len(balanced.dataset) > cfg.batch_size, num_workers=0)
@@ -114,10 +119,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     chosen = callbacks[0].best_model_path if cfg.export_checkpoint == "best" else ""
     state = torch.load(chosen or str(last), map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(state, strict=False)
-    side = train_ds.images.shape[-1]
-    crop = cfg.augment.crop if cfg.augment.crop < side else 0
     spec = ModelSpec(name=cfg.name or cfg.model, arch=cfg.model, classes=list(train_ds.class_names),
-                     preprocess=Preprocess(side, 1, cfg.mean, cfg.std, crop), options=dict(cfg.model_options))
+                     preprocess=Preprocess(side, 1, cfg.mean, cfg.std, crop), options=options)
     metrics = write_report(module.model, spec, val_ds, run_dir, cfg, seconds, trainer.current_epoch)
     spec.metrics = {"split": val_ds.split_names[0], "accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1,
                     "weighted_f1": metrics.weighted_f1, "n": metrics.n}

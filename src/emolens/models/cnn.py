@@ -42,8 +42,8 @@ def _mlp_head(cin: int, hidden: Sequence[int], num_classes: int, dropout: float,
               grid: int = 1) -> nn.Sequential:
     """Pool the feature map to ``grid`` x ``grid`` (1 = global average pooling), flatten, then an MLP.
 
-    Pooling to a fixed grid keeps a flatten-style head valid at any input size (48x48 faces,
-    or the 44x44 crops a model was trained on).
+    A flatten-style head sizes its grid from the ``input_size`` option (the side the network is
+    trained at: 48, or the crop side); the training engine sets it.
     """
     layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(grid), nn.Flatten()]
     cin = cin * grid * grid
@@ -66,7 +66,8 @@ class CompactCNN(_Classifier):
     """VGG-like blocks of two 3x3 convs with batch norm and ELU, max pooling and dropout."""
 
     def __init__(self, num_classes: int = 7, widths: Sequence[int] = (64, 128, 256), hidden: int = 128,
-                 block_dropout: Sequence[float] = (0.4, 0.4, 0.5), dropout: float = 0.6, in_chans: int = 1):
+                 block_dropout: Sequence[float] = (0.4, 0.4, 0.5), dropout: float = 0.6, in_chans: int = 1,
+                 input_size: int = 48):
         super().__init__()
         layers: list[nn.Module] = []
         cin = in_chans
@@ -75,7 +76,7 @@ class CompactCNN(_Classifier):
             layers += [nn.MaxPool2d(2), nn.Dropout(p)]
             cin = width
         self.features = nn.Sequential(*layers)
-        self.head = _mlp_head(cin, [hidden], num_classes, dropout, nn.ELU, grid=48 // 2 ** len(widths))
+        self.head = _mlp_head(cin, [hidden], num_classes, dropout, nn.ELU, grid=input_size // 2 ** len(widths))
         _he_init(self, "relu")
 
 
@@ -133,7 +134,7 @@ class VGGFace48(_Classifier):
 
     def __init__(self, num_classes: int = 7, widths: Sequence[int] = (64, 128, 256, 512),
                  convs_per_stage: int | Sequence[int] = 2, hidden: Sequence[int] = (4096, 4096), dropout: float = 0.5,
-                 global_pool: bool = False, in_chans: int = 1):
+                 global_pool: bool = False, in_chans: int = 1, input_size: int = 48):
         super().__init__()
         layers: list[nn.Module] = []
         cin = in_chans
@@ -145,12 +146,12 @@ class VGGFace48(_Classifier):
                 cin = width
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
-        grid = 1 if global_pool else 48 // 2 ** len(widths)
+        grid = 1 if global_pool else input_size // 2 ** len(widths)
         self.head = _mlp_head(cin, list(hidden), num_classes, dropout, lambda: nn.ReLU(inplace=True), grid=grid)
         _he_init(self, "relu")
 
 
-@register_model("compact_cnn", source="seed project slides: Keras CNN (Conv-BN-ELU x2, max-pool, dropout; "
+@register_model("compact_cnn", sized=True, source="seed project slides: Keras CNN (Conv-BN-ELU x2, max-pool, dropout; "
                 "he_normal init), the common FER-2013 Kaggle baseline")
 def compact_cnn(num_classes: int, **options) -> nn.Module:
     """Compact VGG-like CNN of the seed slides: ELU, batch norm, he_normal init, dropout."""
@@ -164,7 +165,7 @@ def se_resnet(num_classes: int, **options) -> nn.Module:
     return SEResNet(num_classes, **options)
 
 
-@register_model("vgg_fer", source="Khaireddin & Chen 2021, 'Facial Emotion Recognition: State of the Art "
+@register_model("vgg_fer", sized=True, source="Khaireddin & Chen 2021, 'Facial Emotion Recognition: State of the Art "
                 "Performance on FER2013' (VGG variant, 73.28% on FER-2013 PrivateTest)")
 def vgg_fer(num_classes: int, **options) -> nn.Module:
     """VGG-style network of the kind that reaches about 73% on FER-2013 from scratch."""

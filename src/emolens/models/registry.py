@@ -21,20 +21,21 @@ class ModelInfo:
     source: str = ""
     description: str = ""
     needs: tuple[str, ...] = field(default_factory=tuple)  # optional packages it imports
+    sized: bool = False  # takes an ``input_size`` option (the side it is trained at)
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
 def register_model(name: str, *, input_size: int = 48, channels: int = 1, source: str = "",
-                   description: str = "", needs: tuple[str, ...] = ()):
+                   description: str = "", needs: tuple[str, ...] = (), sized: bool = False):
     """Decorator: ``@register_model("name", source=...)`` on a builder ``f(num_classes, **options)``."""
 
     def wrap(builder: Callable[..., nn.Module]):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
         _REGISTRY[name] = ModelInfo(name, builder, input_size, channels, source,
-                                    description or (builder.__doc__ or "").strip().split("\n")[0], needs)
+                                    description or (builder.__doc__ or "").strip().split("\n")[0], needs, sized)
         return builder
 
     return wrap
