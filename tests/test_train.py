@@ -108,3 +108,14 @@ def test_bad_config_key_is_clear(tmp_path, capsys):
     cfg.write_text("data: x.csv\nepoch: 3\n")
     assert main(["train", "--config", str(cfg)]) == 2
     assert "unknown config key(s) epoch" in capsys.readouterr().err
+
+
+def test_last_checkpoint_follows_every_epoch(data_csv, tmp_path):
+    """With a frozen model (lr 0) validation never improves; last.ckpt must still be the final epoch."""
+    import torch
+
+    assert main(["train", "--data", str(data_csv), *TINY, "--epochs", "3", "--batch-size", "32", "--lr", "0",
+                 "--schedule", "none", "--precision", "32", "--out", str(tmp_path), "--name", "flat",
+                 "--no-progress", "--threads", "1"]) == 0
+    ckpt = torch.load(tmp_path / "flat" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["epoch"] == 2

@@ -89,7 +89,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
 
     callbacks = [
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_acc", mode="max",
-                        save_last=True, save_top_k=1),
+                        save_top_k=1, enable_version_counter=False),
+        # Unmonitored: rewritten after every epoch (a monitored one with save_last only writes on improvement).
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                        every_n_epochs=1, enable_version_counter=False),
     ]
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
