@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "emolens.data.cli",       # data stats
     "emolens.serve.cli",      # serve
     "emolens.experiments.cli",  # experiment
+    "emolens.models.cli",     # ensemble
 )
 
 

@@ -140,7 +140,7 @@ class FERModule(pl.LightningModule):
         if cfg.schedule == "cosine":
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-        total = int(self.trainer.estimated_stepping_batches)
+        total = max(int(self.trainer.estimated_stepping_batches), 10)  # one-cycle needs a few steps per phase
         max_lr = [g.get("lr", cfg.lr) for g in groups] if cfg.backbone_lr_scale != 1.0 else cfg.lr
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total, pct_start=0.2)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

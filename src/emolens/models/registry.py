@@ -68,3 +68,4 @@ def count_parameters(model: nn.Module) -> int:
 
 def _load_builtin() -> None:
     from . import cnn  # noqa: F401  (registers the built-in architectures)
+    from . import backbones, ensemble, hybrid  # noqa: F401  (the zoo: timm backbones, hybrid, ensembles)

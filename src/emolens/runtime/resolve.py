@@ -1,4 +1,5 @@
-"""Turn a model argument (bundled name, ``default``, or a weights path) into a weights file."""
+"""Turn a model argument (bundled name, ``default``, a weights path, or an ensemble spec
+``NAME.ensemble.yaml``) into a weights file."""
 
 from __future__ import annotations
 
@@ -16,10 +17,17 @@ def resolve_weights(model: str | Path | None) -> Path:
     if path is not None:
         return path
     candidate = Path(name)
+    if name.lower().endswith((".ensemble.yaml", ".ensemble.yml", ".ensemble.json")):
+        from ..models.ensemble import pack_ensemble
+
+        if not candidate.is_file():
+            raise ModelError(f"{candidate}: no such ensemble spec")
+        return pack_ensemble(candidate)  # one model file holding every member, cached by content
     if candidate.suffix in (".safetensors", ".json") or candidate.exists():
         weights = candidate.with_suffix(".safetensors")
         if not weights.exists():
             raise ModelError(f"{weights}: no such weights file")
         return weights
     known = ", ".join(["default"] + bundled_names()) or "none bundled"
-    raise ModelError(f"unknown model {name!r}: not a bundled model ({known}) nor a .safetensors file")
+    raise ModelError(f"unknown model {name!r}: not a bundled model ({known}), a .safetensors file "
+                     "nor an ensemble spec (NAME.ensemble.yaml)")

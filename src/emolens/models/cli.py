@@ -1,0 +1,47 @@
+"""``emolens ensemble tune`` and ``emolens ensemble pack``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def cmd_tune(args) -> int:
+    from .ensemble import tune_ensemble
+
+    out = Path(args.out or f"{args.name}.ensemble.yaml")
+    spec, results = tune_ensemble(args.models, args.data, ferplus=args.ferplus, classes=args.classes,
+                                  split=args.split, objective=args.objective, name=args.name, out=out,
+                                  backend=args.backend)
+    print(results["summary"])
+    print(f"wrote {out}; use it as --model {out} (evaluate on a test split: emolens evaluate --model {out} "
+          f"--data ... --split PrivateTest)")
+    return 0
+
+
+def cmd_pack(args) -> int:
+    from .ensemble import pack_ensemble
+
+    out = Path(args.out) if args.out else Path(args.spec).with_name(Path(args.spec).name.split(".")[0] + ".safetensors")
+    path = pack_ensemble(args.spec, out)
+    print(f"wrote {path} and {path.with_suffix('.json')} (one file holding every member)")
+    return 0
+
+
+def register(sub) -> None:
+    e = sub.add_parser("ensemble", help="soft-voting ensembles of trained models")
+    esub = e.add_subparsers(dest="ensemble_command", required=True, metavar="ACTION")
+    t = esub.add_parser("tune", help="tune member weights on a validation split and write NAME.ensemble.yaml")
+    t.add_argument("--models", nargs="+", required=True, help="bundled names or .safetensors paths")
+    t.add_argument("--data", nargs="+", required=True)
+    t.add_argument("--ferplus", help="FER+ votes file")
+    t.add_argument("--classes")
+    t.add_argument("--split", help="the split to tune on (default: the validation split, e.g. PublicTest)")
+    t.add_argument("--objective", default="nll", choices=["nll", "accuracy"])
+    t.add_argument("--name", default="ensemble")
+    t.add_argument("--out", help="spec path (default NAME.ensemble.yaml)")
+    t.add_argument("--backend", default="onnx", choices=["onnx", "torch"])
+    t.set_defaults(func=cmd_tune)
+    p = esub.add_parser("pack", help="write an ensemble spec as one self-contained model file")
+    p.add_argument("spec", help="NAME.ensemble.yaml")
+    p.add_argument("--out", help="output .safetensors (default beside the spec)")
+    p.set_defaults(func=cmd_pack)

@@ -1,0 +1,108 @@
+"""`emolens experiment`: a grid of runs, a shortened schedule, an ensemble row, one markdown table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from conftest import synthetic_faces, write_fer_csv
+
+from emolens.cli import main
+from emolens.errors import EmolensError
+from emolens.experiments.runner import _stratified, load_experiment
+
+TINY = {"widths": [4, 8], "convs_per_stage": 1, "hidden": [8], "global_pool": True}
+NO_WARP = {"rotation": 0, "shift": 0, "zoom": 0, "crop": 48, "erase": 0}
+
+
+@pytest.fixture(scope="module")
+def data_csv(tmp_path_factory):
+    images, labels = synthetic_faces(350, seed=3)
+    usages = ["Training"] * 280 + ["PublicTest"] * 70
+    return write_fer_csv(tmp_path_factory.mktemp("data") / "fer2013.csv", images, labels, usages)
+
+
+def _experiment(tmp_path, data_csv, **extra) -> str:
+    cfg = {
+        "name": "tiny", "title": "Tiny balancing table", "description": "Synthetic faces.",
+        "out": str(tmp_path / "runs"), "table": str(tmp_path / "docs" / "tiny.md"),
+        "set": {"data": str(data_csv), "model": "vgg_fer", "model_options": TINY, "epochs": 3, "batch_size": 16,
+                "lr": 0.01, "optimizer": "sgd", "schedule": "cosine", "precision": "32", "augment": NO_WARP},
+        "grid": {"balance": ["none", "oversample"]},
+        "runs": [
+            {"label": "adv", "balance": "class_weights", "adversarial_multiplier": 0.3, "adversarial_step": 0.01},
+            {"label": "vote", "kind": "ensemble", "members": ["none", "adv"]},
+        ],
+        "schedule": {"epochs": 1, "limit_train_batches": 5, "max_train_rows": 140, "max_val_rows": 42},
+        **extra,
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def test_experiment_runs_grid_ensemble_and_writes_table(tmp_path, data_csv, capsys):
+    path = _experiment(tmp_path, data_csv)
+    assert main(["experiment", path, "--threads", "1"]) == 0
+    table = (tmp_path / "docs" / "tiny.md").read_text()
+    assert table.startswith("# Tiny balancing table")
+    assert "| model | method | data | validation accuracy | macro-F1 | time |" in table
+    assert "**Shortened schedule**" in table and "1 epoch(s) per run" in table
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 4
+    assert "random over-sampling" in rows[1] and "class weights, adversarial reg. x0.3, step 0.01" in rows[2]
+    assert rows[3].startswith("| ensemble of none, adv | soft vote")
+    assert "140 of 280 Training rows, 42 of 70 PublicTest rows (stratified)" in rows[0]
+    results = json.loads((tmp_path / "runs" / "results.json").read_text())
+    assert [r["status"] for r in results["runs"]] == ["ok"] * 4
+    for r in results["runs"]:
+        assert 0 <= r["accuracy"] <= 1 and r["n_val"] == 42
+    for label in ("none", "oversample", "adv"):  # each run keeps its own full report
+        for name in ("report.txt", "metrics.json", "confusion_matrix.png", f"model/{label}.safetensors"):
+            assert (tmp_path / "runs" / label / name).exists(), (label, name)
+    adv_log = (tmp_path / "runs" / "adv" / "logs" / "metrics.csv").read_text()
+    assert "train_adv_loss" in adv_log
+    spec = yaml.safe_load((tmp_path / "runs" / "vote" / "vote.ensemble.yaml").read_text())
+    assert [m["model"] for m in spec["members"]] == ["../none/model/none.safetensors", "../adv/model/adv.safetensors"]
+    assert sum(m["weight"] for m in spec["members"]) == pytest.approx(1.0, abs=1e-4)
+
+    # a second invocation finds the finished runs and only rewrites the table
+    capsys.readouterr()
+    assert main(["experiment", path, "--only", "none"]) == 0
+    assert "already done" in capsys.readouterr().out
+
+
+def test_dry_run_and_bad_configs(tmp_path, data_csv, capsys):
+    path = _experiment(tmp_path, data_csv)
+    assert main(["experiment", path, "--dry-run", "--epochs", "7"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["label"] for r in out["runs"]] == ["none", "oversample", "adv", "vote"]
+    assert out["schedule"].startswith("7 epoch(s) per run")
+    with pytest.raises(EmolensError, match="unknown config key"):
+        load_experiment(_experiment(tmp_path, data_csv, runs=[{"label": "x", "epochz": 3}]))
+    with pytest.raises(EmolensError, match="needs at least two members"):
+        load_experiment(_experiment(tmp_path, data_csv, runs=[{"label": "v", "kind": "ensemble", "members": ["none"]}]))
+    with pytest.raises(EmolensError, match="unique"):
+        load_experiment(_experiment(tmp_path, data_csv, runs=[{"label": "none"}]))
+
+
+def test_stratified_subset_keeps_proportions_and_rare_classes():
+    import numpy as np
+
+    labels = np.array([0] * 900 + [1] * 95 + [2] * 5)
+    idx = _stratified(labels, 100, seed=0)
+    counts = np.bincount(labels[idx], minlength=3)
+    assert counts[0] == 90 and counts[1] == 9 and counts[2] == 2  # the rare class keeps two rows (SMOTE)
+    assert len(set(idx.tolist())) == len(idx)
+
+
+def test_seed_table_configs_parse():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "experiments"
+    files = sorted(root.glob("*.yaml"))
+    assert len(files) >= 5
+    for f in files:
+        exp = load_experiment(f)
+        assert exp.runs and str(exp.table).startswith("docs/experiments/")
