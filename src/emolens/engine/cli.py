@@ -87,14 +87,14 @@ def cmd_models(args) -> int:
     from ..models.registry import count_parameters, create_model, list_models
     from ..weights import DEFAULT_MODEL, bundled_names
 
-    print(f"{'architecture':<16} {'params (7 cl.)':>14} {'input':>9}  source")
+    print(f"{'architecture':<22} {'params (7 cl.)':>14} {'input':>9}  source")
     for info in list_models():
         try:
             params = f"{count_parameters(create_model(info.name, num_classes=7)):,}"
         except Exception as e:  # an optional extra not installed
             params = f"needs {', '.join(info.needs) or type(e).__name__}"
         size = f"{info.channels}x{info.input_size}x{info.input_size}"
-        print(f"{info.name:<16} {params:>14} {size:>9}  {info.source}")
+        print(f"{info.name:<22} {params:>14} {size:>9}  {info.source}")
     names = bundled_names()
     if names:
         from ..models.weights import read_spec
