@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -166,7 +167,8 @@ def register(sub) -> None:
     e.add_argument("--ferplus", help="FER+ votes: evaluate against FER+ majority labels")
     e.add_argument("--split", help="Training, PublicTest, PrivateTest, or a folder split (default: a test split)")
     e.add_argument("--classes", help="class subset of the data to evaluate on")
-    e.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
+    e.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average with horizontally flipped faces (default: the model's own setting)")
     e.add_argument("--backend", default="onnx", choices=["onnx", "torch"])
     e.add_argument("--detect", action="store_true", help="run the full pipeline (detect, align, classify) on "
                    "uncropped images of an image folder")

@@ -22,7 +22,7 @@ def match_classes(ds: FaceDataset, model_classes: list[str], model_name: str) ->
 
 
 def evaluate(model: str = "default", data=(), ferplus=None, split: str | None = None, classes=None,
-             tta: bool = False, backend: str = "onnx", detect: bool = False, detector: str | None = None,
+             tta: bool | None = None, backend: str = "onnx", detect: bool = False, detector: str | None = None,
              out_dir: str | Path | None = None) -> Metrics:
     from ..runtime import load_classifier
 
@@ -30,14 +30,15 @@ def evaluate(model: str = "default", data=(), ferplus=None, split: str | None = 
     if detect:
         from ..vision.evaluate import evaluate_detect
 
-        metrics = evaluate_detect(clf, data, detector=detector, split=split, tta=tta)
+        metrics = evaluate_detect(clf, data, detector=detector, split=split, tta=clf.spec.tta if tta is None else tta)
     else:
         ds = load_dataset(data, ferplus=ferplus, classes=classes)
         part = ds.split(split, "test")
         part = match_classes(part, clf.classes, clf.name)
         probs = clf.predict_proba(part.images, tta=tta)
         metrics = compute_metrics(part.labels, probs.argmax(1), clf.classes)
-        metrics.extra = {"model": clf.name, "split": part.split_names[0] if len(part) else split, "tta": tta}
+        metrics.extra = {"model": clf.name, "split": part.split_names[0] if len(part) else split,
+                         "tta": clf.spec.tta if tta is None else tta}
     if out_dir:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

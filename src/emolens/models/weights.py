@@ -64,6 +64,7 @@ class ModelSpec:
     version: str = "0"
     sha256: str = ""
     metrics: dict = field(default_factory=dict)
+    tta: bool = False  # evaluate averages with mirrored faces by default (the card says which numbers use it)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelSpec":

@@ -40,8 +40,11 @@ class Classifier:
     def logits(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def predict_proba(self, faces: np.ndarray, tta: bool = False) -> np.ndarray:
-        """Probabilities (N, C) for uint8 faces (N, H, W); ``tta`` averages with the mirrored faces."""
+    def predict_proba(self, faces: np.ndarray, tta: bool | None = None) -> np.ndarray:
+        """Probabilities (N, C) for uint8 faces (N, H, W); ``tta`` averages with the mirrored faces
+        (None: the model spec's default)."""
+        if tta is None:
+            tta = self.spec.tta
         faces = np.asarray(faces)
         if faces.ndim == 2:
             faces = faces[None]
