@@ -1,0 +1,39 @@
+"""benchmarks/load.py: refuses non-loopback targets, and a short bounded run reports its figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "load.py"
+
+
+def run(*args, timeout=180):
+    env = dict(os.environ, EMOLENS_THREADS="1", OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+@pytest.mark.parametrize("url", ["http://10.1.2.3:8000", "http://example.com", "https://127.0.0.1:8000"])
+def test_only_loopback_targets(url):
+    r = run("--url", url, timeout=60)
+    assert r.returncode == 2
+    assert "loopback" in r.stderr
+
+
+def test_short_load_run_prints_figures():
+    r = run("--tiny", "--clients", "8", "--requests", "24", "--duration", "60", "--baseline-seconds", "1")
+    assert r.returncode in (0, 1), r.stdout + r.stderr   # 1: target missed (a busy CI machine), still a report
+    summary = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
+    assert summary["errors"] == 0 and summary["ok"] == 24
+    assert summary["requests_per_s"] > 0 and summary["p50_ms"] <= summary["p99_ms"]
+    assert summary["pipeline_fps"] > 0
+    assert "requests/s" in r.stdout and "p99" in r.stdout

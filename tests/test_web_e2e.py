@@ -1,0 +1,275 @@
+"""End to end in real headless Chromium (Debian ``chromium`` + ``chromedriver``, driven by Selenium).
+
+The page gets a fake webcam playing a YUV4MPEG2 video made here from the public-domain NASA
+astronaut portrait (the face drifts a few pixels per frame, looped by Chromium). The test sees a
+labelled box drawn over the video, sees the assistant's speech request fired (speechSynthesis is
+spied on before any page script runs), in English and in Vietnamese, checks the mute switch, the
+phone layout, and the image upload; screenshots are saved under ``build/test-artifacts/``
+(or ``$EMOLENS_TEST_ARTIFACTS``).
+
+Install the browser with ``.ci/install-web-deps.sh``; without it these tests skip, saying so.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+pytest.importorskip("selenium", reason="selenium not installed (pip install -e '.[test]')")
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+CHROMEDRIVER = shutil.which("chromedriver") or (
+    "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
+
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
+                       reason="Debian chromium/chromedriver not installed (run .ci/install-web-deps.sh)"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(os.environ.get("EMOLENS_TEST_ARTIFACTS", REPO / "build" / "test-artifacts")).resolve()
+
+#: Installed before any page script: records every utterance the page asks for (and still speaks it).
+SPEECH_SPY = r"""
+window.__spoken = [];
+(function () {
+  function record(u) { window.__spoken.push({ text: u && u.text, lang: u && u.lang, at: Date.now() }); }
+  if (window.speechSynthesis && window.speechSynthesis.speak) {
+    const real = window.speechSynthesis.speak.bind(window.speechSynthesis);
+    window.speechSynthesis.speak = function (u) { record(u); try { return real(u); } catch (e) {} };
+  } else {
+    window.SpeechSynthesisUtterance = window.SpeechSynthesisUtterance || function (t) { this.text = t; };
+    window.speechSynthesis = { speak: record, cancel: function () {}, getVoices: function () { return []; },
+                               addEventListener: function () {} };
+  }
+})();
+"""
+
+
+def write_y4m(path: Path, n_frames: int = 30, size=(640, 480)) -> Path:
+    """A YUV4MPEG2 (4:2:0) clip of the astronaut's face drifting in a small circle."""
+    import cv2
+
+    from emolens.assets import face_frame
+
+    w, h = size
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F15:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(n_frames):
+            angle = 2 * np.pi * i / n_frames
+            rgb = face_frame(1, size=size, offset=(int(10 * np.cos(angle)), int(6 * np.sin(angle))))
+            f.write(b"FRAME\n")
+            f.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model):
+    from emolens.serve import ServeSettings, create_app
+    from emolens.serve.background import serve_in_thread
+
+    # EMOLENS_TEST_SERVE_MODEL=ferplus runs the page against a trained model (default: the tiny random one)
+    app = create_app(ServeSettings(model=os.environ.get("EMOLENS_TEST_SERVE_MODEL") or str(tiny_model)))
+    with serve_in_thread(app) as running:
+        running.model_name = app.state.engine.info["name"]
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    work = tmp_path_factory.mktemp("chromium")
+    video = write_y4m(work / "face.y4m")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-quic",
+                "--no-first-run", "--disable-sync", "--disable-extensions", "--mute-audio",
+                "--autoplay-policy=no-user-gesture-required",
+                f"--user-data-dir={tempfile.mkdtemp(dir=work, prefix='profile-')}",
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={video}", "--window-size=1280,900"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER, log_output=str(work / "chromedriver.log")),
+                              options=opts)
+    driver.set_page_load_timeout(30)
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": SPEECH_SPY})
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for(driver, script: str, timeout: float = 30.0, what: str = ""):
+    """Poll a JS expression until it is truthy; returns its value."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = driver.execute_script("return (" + script + ");")
+        if value:
+            return value
+        time.sleep(0.2)
+    state = driver.execute_script("return JSON.stringify(window.emolens && window.emolens.state || null).slice(0, 1500);")
+    logs = ""
+    try:
+        logs = "\n".join(str(e) for e in driver.get_log("browser"))[-2000:]
+    except Exception:
+        pass
+    raise AssertionError(f"timed out waiting for {what or script}\npage state: {state}\nbrowser log: {logs}")
+
+
+#: Counts pixels of the overlay canvas close to the colour of the drawn label's box.
+BOX_PIXELS = r"""
+const cv = document.getElementById(arguments[0]);
+const hex = arguments[1];
+const want = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+let n = 0;
+for (let i = 0; i < d.length; i += 4) {
+  if (d[i + 3] > 200 && Math.abs(d[i] - want[0]) < 8 && Math.abs(d[i + 1] - want[1]) < 8 && Math.abs(d[i + 2] - want[2]) < 8) n++;
+}
+return n;
+"""
+COLORS = {"angry": "#e5484d", "disgust": "#6e8f0b", "fear": "#8e4ec6", "happy": "#f5b700", "sad": "#3e63dd",
+          "surprise": "#f76b15", "neutral": "#8b8d98", "contempt": "#12a594"}
+
+
+def full_screenshot(driver, path: Path) -> None:
+    """The whole page, below the fold too (timeline included), as PNG."""
+    import base64
+
+    size = driver.execute_script("return [document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1}})
+    path.write_bytes(base64.b64decode(shot["data"]))
+
+
+def open_page(driver, server, query: str):
+    driver.get(f"{server.url}/?{query}")
+    wait_for(driver, "window.emolens && document.readyState === 'complete'", 20, "the page script")
+
+
+def test_every_expression_has_texts_in_both_languages(browser, server):
+    open_page(browser, server, "lang=en")
+    texts = browser.execute_script("return window.emolens.texts")
+    assert set(texts) == {"en", "vi"}
+    for lang, t in texts.items():
+        for label in COLORS:
+            assert t["names"][label], (lang, label)
+            assert len(t["replies"][label]) >= 1 and all(t["replies"][label]), (lang, label)
+    assert set(texts["en"]) == set(texts["vi"])  # every UI string is translated
+
+
+def test_live_webcam_box_label_and_spoken_reply(browser, server):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.set_window_size(1280, 900)
+    open_page(browser, server, "lang=en&hold=500&cooldown=2000&minconf=0&fps=6")
+    browser.find_element("id", "start").click()   # a click: speech needs a user gesture in Chrome
+
+    wait_for(browser, "window.emolens.state.connected", 20, "the WebSocket")
+    faces = wait_for(browser, "window.emolens.state.facesDrawn > 0 && window.emolens.state.lastResult.faces",
+                     60, "a face box from the fake webcam")
+    face = faces[0]
+    assert face["label"] in COLORS and face["track_id"] is not None
+    x1, _y1, x2, _y2 = face["box"]
+    assert 150 < (x1 + x2) / 2 < 330  # the face is in the middle of the 480-px-wide frame sent
+
+    # the box and its label are really painted on the overlay, in the label's colour
+    wait_for(browser, "window.emolens.state.lastResult.faces.length > 0", 20)
+    label = browser.execute_script("return window.emolens.state.lastResult.faces[0].label")
+    painted = browser.execute_script(BOX_PIXELS, "overlay", COLORS[label])
+    assert painted > 200, f"only {painted} pixels of the {label} box colour on the overlay"
+    shown = browser.find_element("id", "top-label").text.lower()
+    assert shown == label
+
+    # the expression held: the assistant asked the browser to speak, in English
+    spoken = wait_for(browser, "window.__spoken.length > 0 && window.__spoken", 30, "a speechSynthesis.speak call")
+    assert spoken[0]["lang"] == "en-US" and spoken[0]["text"]
+    assert browser.find_element("id", "say").text == spoken[0]["text"]
+    # bars and the timeline follow the session
+    assert browser.execute_script("return window.emolens.state.timeline.length") > 0
+    widths = browser.execute_script(
+        "return [...document.querySelectorAll('#bars .fill')].map(e => parseFloat(e.style.width))")
+    n_classes = browser.execute_script("return window.emolens.state.classes.length")
+    assert len(widths) == n_classes and abs(sum(widths) - 100) < 2
+    assert browser.execute_script("return document.getElementById('live-empty').offsetParent === null")
+    full_screenshot(browser, ARTIFACTS / "web-live.png")
+    assert (ARTIFACTS / "web-live.png").stat().st_size > 10_000
+
+    # cool-down: no chatter; replies are at least `cooldown` ms apart
+    time.sleep(2.5)
+    times = [s["at"] for s in browser.execute_script("return window.__spoken")]
+    assert all(b - a >= 1900 for a, b in itertools.pairwise(times)), times
+
+    # Vietnamese, chosen on the page
+    from selenium.webdriver.support.ui import Select
+
+    before = browser.execute_script("return window.__spoken.length")
+    Select(browser.find_element("id", "lang")).select_by_value("vi")
+    vi = wait_for(browser, f"window.__spoken.length > {before} && window.__spoken[window.__spoken.length - 1]",
+                  30, "a Vietnamese reply")
+    assert vi["lang"] == "vi-VN"
+    assert any(ch in vi["text"] for ch in "ạảãàáâầấậẩẫăằắặẳẵđêềếệểễôồốộổỗơờớợởỡưừứựửữ")
+    assert browser.find_element("id", "tab-live").text == "Camera trực tiếp"
+
+    # mute: replies still appear as text, but nothing more is spoken
+    browser.find_element("css selector", "label.switch").click()
+    assert browser.execute_script("return document.getElementById('mute').checked")
+    n_spoken = browser.execute_script("return window.__spoken.length")
+    n_replies = browser.execute_script("return window.emolens.state.spoken.length")
+    wait_for(browser, f"window.emolens.state.spoken.length > {n_replies}", 30, "a muted reply")
+    assert browser.execute_script("return window.__spoken.length") == n_spoken
+    full_screenshot(browser, ARTIFACTS / "web-live-vi-muted.png")
+    browser.find_element("id", "stop").click()
+
+
+def test_phone_layout_and_image_upload(browser, server):
+    from emolens.assets import ASTRONAUT
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    # a phone: 390x844 CSS pixels, touch, overlay scrollbars
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
+    browser.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
+    open_page(browser, server, "lang=en")
+    width = browser.execute_script("return window.innerWidth")
+    assert width <= 420
+    # one column, nothing wider than the screen
+    dims = browser.execute_script("const d = document.documentElement; return [d.scrollWidth, d.clientWidth, "
+                                  "Math.max(...[...document.querySelectorAll('.card, .bar')].map(e => e.getBoundingClientRect().right))]")
+    assert dims[0] <= dims[1] and dims[2] <= dims[1] + 0.5, dims
+    stage = browser.execute_script("return document.querySelector('.stage').getBoundingClientRect().toJSON()")
+    side = browser.execute_script("return document.querySelector('.side').getBoundingClientRect().toJSON()")
+    assert side["top"] >= stage["bottom"] - 1 and stage["width"] > 0.85 * width
+
+    browser.find_element("id", "tab-image").click()
+    browser.find_element("id", "file").send_keys(str(ASTRONAUT))
+    data = wait_for(browser, "window.emolens.state.lastUpload", 30, "the upload's answer")
+    assert len(data["faces"]) == 1 and data["model"]["name"] == server.model_name
+    label = data["faces"][0]["label"]
+    assert browser.execute_script(BOX_PIXELS, "still-overlay", COLORS[label]) > 100
+    assert "1 face" in browser.find_element("id", "image-msg").text
+    full_screenshot(browser, ARTIFACTS / "web-phone-upload.png")
+
+    # a file that is not an image: the page shows the JSON error's message
+    bad = ARTIFACTS / "not-an-image.png"
+    bad.write_bytes(b"this is text")
+    browser.find_element("id", "file").send_keys(str(bad))
+    msg = wait_for(browser, "document.getElementById('image-msg').classList.contains('error') && "
+                            "document.getElementById('image-msg').textContent", 20, "the error message")
+    assert "415" in msg
+    bad.unlink()
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
