@@ -122,6 +122,7 @@ class OnnxClassifier(Classifier):
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads or int(os.environ.get("EMOLENS_THREADS", "0") or 0)
         opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads sleep, not spin
         self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
     def logits(self, x: np.ndarray) -> np.ndarray:

@@ -15,14 +15,28 @@ class FaceResult:
     probabilities: dict[str, float]                 # class -> probability, in the model's class order
     landmarks: list[tuple[float, float]] | None = None  # 5 points: eyes, nose, mouth corners (if the detector gives them)
     track_id: int | None = None                     # stable id across frames (video, webcam, stream)
+    raw_probabilities: dict[str, float] | None = None  # this frame's own output, when smoothed in video
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` most probable classes as (name, probability), best first."""
+        return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["box"] = [round(v, 1) for v in self.box]
+        d["score"] = round(self.score, 5)
+        d["confidence"] = round(self.confidence, 5)
         d["probabilities"] = {k: round(v, 5) for k, v in self.probabilities.items()}
         if self.landmarks is not None:
             d["landmarks"] = [[round(x, 1), round(y, 1)] for x, y in self.landmarks]
+        if self.raw_probabilities is None:
+            del d["raw_probabilities"]
+        else:
+            d["raw_probabilities"] = {k: round(v, 5) for k, v in self.raw_probabilities.items()}
         return d
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
 
 
 @dataclass
@@ -56,10 +70,52 @@ class FrameResult:
                    "face": i, "track_id": f.track_id, "x1": f.box[0], "y1": f.box[1], "x2": f.box[2],
                    "y2": f.box[3], "score": f.score, "label": f.label, "confidence": f.confidence}
             row.update({f"p_{k}": v for k, v in f.probabilities.items()})
+            if f.raw_probabilities is not None:
+                row["raw_label"] = max(f.raw_probabilities, key=f.raw_probabilities.get)
             out.append(row)
         return out
 
     def to_pandas(self):
         import pandas as pd
 
-        return pd.DataFrame(self.rows())
+        rows = self.rows()
+        return pd.DataFrame(rows, columns=_columns(rows))
+
+
+#: Columns of a face row, for an empty table that still has its header.
+ROW_COLUMNS = ("source", "frame_index", "timestamp", "face", "track_id", "x1", "y1", "x2", "y2", "score", "label",
+               "confidence")
+
+
+def _columns(rows: list[dict]) -> list[str]:
+    cols = list(ROW_COLUMNS)
+    for row in rows:
+        cols += [k for k in row if k not in cols]
+    return cols
+
+
+class Results(list):
+    """The :class:`FrameResult` of each image of a batch, in input order, with table and JSON exports."""
+
+    @property
+    def faces(self) -> list[FaceResult]:
+        return [face for frame in self for face in frame.faces]
+
+    def to_dicts(self) -> list[dict]:
+        return [frame.to_dict() for frame in self]
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dicts(), **kwargs)
+
+    def rows(self) -> list[dict]:
+        return [row for frame in self for row in frame.rows()]
+
+    def to_pandas(self):
+        """One row per face of every image (images with no face have no row)."""
+        import pandas as pd
+
+        rows = self.rows()
+        return pd.DataFrame(rows, columns=_columns(rows))
+
+    def to_csv(self, path) -> None:
+        self.to_pandas().to_csv(path, index=False)

@@ -1,0 +1,95 @@
+"""The Python facade: ``Recognizer(model=..., detector=...).predict(image)``.
+
+    >>> from emolens import Recognizer
+    >>> rec = Recognizer()                        # bundled default model, RetinaFace, ONNX Runtime
+    >>> frame = rec.predict("photo.jpg")          # FrameResult: .faces[i].box/.label/.probabilities
+    >>> rec.predict_batch(["a.jpg", "b.png"]).to_pandas()
+    >>> for frame in rec.predict_video("clip.mp4"):   # streamed; faces carry stable track ids
+    ...     print(frame.frame_index, [(f.track_id, f.label) for f in frame.faces])
+
+Heavy modules (torch, ONNX Runtime, OpenCV) load when a Recognizer is built, not on import.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+
+class Recognizer:
+    """Detect faces, align them, and classify their expressions, all faces of a call in one batch.
+
+    model: a bundled model name, ``"default"``, or a ``.safetensors`` path.
+    detector: a registered detector name (see ``emolens detectors``) or a FaceDetector object.
+    backend: ``"onnx"`` (ONNX Runtime, default; torch if onnxruntime is missing) or ``"torch"``.
+    threads: CPU threads for the classifier and detector runtimes (default: EMOLENS_THREADS or all).
+    margin: border around each face crop, as a fraction of the face size.
+    min_score: detector confidence threshold (default: the detector's own).
+    max_side: the detector works on a copy at most this big (default 960 px; smaller is faster).
+    tta: also classify mirrored faces and average: about one point more accuracy for twice the
+        classifier time, so off by default here (None: follow the model spec, as `evaluate` does).
+    """
+
+    def __init__(self, model: str = "default", detector=None, backend: str = "onnx", *,
+                 threads: int | None = None, margin: float | None = None, min_score: float | None = None,
+                 max_side: int | None = None, tta: bool | None = False):
+        from .runtime import load_classifier
+        from .vision.align import DEFAULT_MARGIN
+        from .vision.detectors import FaceDetector, create_detector
+        from .vision.pipeline import Pipeline
+
+        if isinstance(detector, FaceDetector):
+            self.detector = detector
+        else:  # first: a missing detector package is the quicker error to report
+            self.detector = create_detector(detector, min_score=min_score, max_side=max_side, threads=threads)
+        self.classifier = load_classifier(model, backend=backend, threads=threads)
+        self.pipeline = Pipeline(self.detector, self.classifier, DEFAULT_MARGIN if margin is None else margin, tta)
+
+    def __repr__(self) -> str:
+        return (f"Recognizer(model={self.classifier.name!r}, detector={self.detector.name!r}, "
+                f"backend={self.classifier.backend!r}, classes={self.classes})")
+
+    @property
+    def classes(self) -> list[str]:
+        return self.classifier.classes
+
+    def predict(self, image, *, bgr: bool = False):
+        """Faces in one image: a path, encoded bytes, a numpy array (RGB, or BGR with ``bgr=True``)
+        or a PIL image. Returns a :class:`~emolens.vision.results.FrameResult` (no faces: empty)."""
+        from .vision.images import load_image
+
+        rgb, source = load_image(image, bgr=bgr)
+        return self.pipeline.run([rgb], [source])[0]
+
+    def predict_batch(self, images: Iterable, *, bgr: bool = False):
+        """Faces in several images; all faces are classified in one batched call.
+
+        Returns :class:`~emolens.vision.results.Results` (a list of FrameResult, in input order,
+        with ``to_pandas()``/``to_json()``). A bad image raises ImageError naming it; to skip bad
+        files instead, read them first with :func:`emolens.vision.images.load_image`.
+        """
+        from .vision.images import load_image
+        from .vision.results import Results
+
+        loaded = [load_image(im, bgr=bgr) for im in images]
+        return Results(self.pipeline.run([rgb for rgb, _ in loaded], [src for _, src in loaded]))
+
+    def predict_video(self, source, *, every: int = 1, half_life: float = 0.5) -> Iterator:
+        """Stream a video file frame by frame (never whole in memory): FrameResults with
+        ``frame_index``, ``timestamp``, stable ``track_id`` per face and probabilities smoothed
+        per track with this ``half_life`` in seconds (0: raw). ``every``: process every N-th frame."""
+        from .vision.tracking import FaceTracker
+        from .vision.video import iter_video
+
+        tracker = FaceTracker(half_life=half_life)
+        with iter_video(source, every=every) as frames:
+            for item in frames:
+                yield self.track_frame(item.bgr, tracker, item.index, item.timestamp, str(source))
+
+    def track_frame(self, bgr, tracker, index: int | None = None, timestamp: float | None = None,
+                    source: str = ""):
+        """Recognise one BGR video frame and give its faces track ids with ``tracker``."""
+        from .vision.images import array_to_rgb
+
+        frame = self.pipeline.run([array_to_rgb(bgr, bgr=True)], [source])[0]
+        frame.frame_index, frame.timestamp = index, timestamp
+        return tracker.update(frame)

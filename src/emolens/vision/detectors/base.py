@@ -1,0 +1,89 @@
+"""What every face detector gives (:class:`Detection`) and does (:class:`FaceDetector`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Landmark order, for every detector that gives landmarks: left/right as seen in the image.
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+@dataclass
+class Detection:
+    """One face: box (x1, y1, x2, y2) in image pixels, confidence, and 5 landmarks (5, 2) or None."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray | None = None
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    @property
+    def area(self) -> float:
+        return max(self.width, 0.0) * max(self.height, 0.0)
+
+
+def default_threads() -> int:
+    """Threads for a detector's own runtime: ``EMOLENS_THREADS``, else 0 (the runtime decides)."""
+    value = os.environ.get("EMOLENS_THREADS", "")
+    return int(value) if value.strip().isdigit() else 0
+
+
+class FaceDetector:
+    """Finds faces in an RGB uint8 image (H, W, 3).
+
+    Subclasses implement :meth:`_detect` on an image no larger than ``max_side``; this class
+    scales large images down first and the results back up, clips boxes to the image, drops
+    faces under ``min_score`` or smaller than ``min_face`` pixels, and sorts by score.
+    """
+
+    name = ""
+    gives_landmarks = False
+    default_min_score = 0.5
+
+    def __init__(self, min_score: float | None = None, max_side: int = 960, min_face: int = 12,
+                 threads: int | None = None):
+        self.min_score = self.default_min_score if min_score is None else float(min_score)
+        self.max_side = int(max_side)
+        self.min_face = int(min_face)
+        self.threads = default_threads() if threads is None else int(threads)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(min_score={self.min_score}, max_side={self.max_side})"
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in an RGB uint8 image, best first; an image without faces gives an empty list."""
+        import cv2
+
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            from ..images import array_to_rgb
+
+            image = array_to_rgb(image)
+        h, w = image.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w)) if self.max_side > 0 else 1.0
+        small = image
+        if scale < 1.0:
+            small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                               interpolation=cv2.INTER_AREA)
+        found = []
+        for d in self._detect(np.ascontiguousarray(small)):
+            x1, y1, x2, y2 = (v / scale for v in d.box)
+            x1, y1, x2, y2 = max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2)
+            if d.score < self.min_score or min(x2 - x1, y2 - y1) < self.min_face:
+                continue
+            marks = None if d.landmarks is None else np.asarray(d.landmarks, np.float32).reshape(5, 2) / scale
+            found.append(Detection((float(x1), float(y1), float(x2), float(y2)), float(d.score), marks))
+        found.sort(key=lambda d: -d.score)
+        return found
+
+    def _detect(self, image: np.ndarray) -> list[Detection]:
+        raise NotImplementedError

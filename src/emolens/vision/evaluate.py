@@ -1,0 +1,132 @@
+"""``emolens evaluate --detect``: the whole pipeline (detect, align, classify) on uncropped photos
+in class folders, so the number reflects what a user of ``emolens predict`` gets."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..classes import canonical_name
+from ..errors import DataError, EmolensError, ModelError
+from .images import IMAGE_EXTENSIONS, read_image
+
+#: Images whose faces are classified together.
+BATCH = 64
+
+#: Split folder names tried, in order, when no split is named.
+TEST_SPLITS = ("test", "Test", "testing", "PrivateTest", "val", "valid", "validation", "PublicTest")
+
+
+@dataclass
+class LabelledImage:
+    path: Path
+    label: str                # canonical class name
+
+
+def _is_class_dir(name: str) -> bool:
+    try:
+        canonical_name(name)
+        return True
+    except DataError:
+        return False
+
+
+def find_labelled_images(root: str | Path, split: str | None = None) -> list[LabelledImage]:
+    """Images under ROOT/<class>/* or ROOT/<split>/<class>/* (any depth below the class folder).
+
+    With splits and no ``split`` named, the first of :data:`TEST_SPLITS` present is used. Folder
+    names are mapped with :func:`emolens.classes.canonical_name` (``Happiness`` -> ``happy``).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder of images (expected ROOT/<class>/* or ROOT/<split>/<class>/*)")
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if split is not None:
+        base = root / split
+        if not base.is_dir():
+            raise DataError(f"{root}: no split folder {split!r}; found {', '.join(p.name for p in subdirs) or 'none'}")
+    elif subdirs and all(_is_class_dir(p.name) for p in subdirs):
+        base = root
+    else:
+        names = {p.name for p in subdirs}
+        chosen = next((s for s in TEST_SPLITS if s in names), None)
+        if chosen is None:
+            raise DataError(f"{root}: neither class folders nor a test split ({', '.join(TEST_SPLITS[:4])}...); "
+                            f"found {', '.join(sorted(names)) or 'no folders'}; name one with --split")
+        base = root / chosen
+    items = []
+    for class_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        label = canonical_name(class_dir.name)
+        items += [LabelledImage(f, label) for f in sorted(class_dir.rglob("*"))
+                  if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
+    if not items:
+        raise DataError(f"{base}: no images found in class folders")
+    return items
+
+
+def evaluate_detect(clf, data, detector: str | None = None, split: str | None = None, tta: bool | None = None,
+                    margin: float | None = None, progress: bool = True):
+    """Detect, align and classify every image of the folder(s) ``data``; returns Metrics.
+
+    Each image is labelled by its largest detected face. An image where no face is found counts
+    as WRONG for accuracy (its prediction is "no face", never a class), so ``accuracy`` is the
+    end-to-end rate a user sees; ``detection_rate`` is the share of images with a face.
+    ``metrics.extra`` holds detection_rate, n_images, n_no_face and n_unreadable (files that
+    could not be read are reported on stderr and left out of every count).
+    """
+    from tqdm import tqdm
+
+    from ..evaluation.metrics import compute_metrics
+    from .align import DEFAULT_MARGIN
+    from .detectors import create_detector
+    from .pipeline import Pipeline
+
+    roots = [data] if isinstance(data, (str, Path)) else list(data)
+    items = [item for root in roots for item in find_labelled_images(root, split)]
+    classes = list(clf.classes)
+    unknown = sorted({it.label for it in items} - set(classes))
+    if unknown:
+        raise ModelError(f"model {clf.name!r} predicts {', '.join(classes)}; the data also has {', '.join(unknown)}")
+    det = create_detector(detector)
+    pipe = Pipeline(det, clf, DEFAULT_MARGIN if margin is None else margin, tta)
+    y_true, y_pred, unreadable = [], [], 0
+    crops, crop_rows = [], []                        # largest-face crops, classified in batches
+    for item in tqdm(items, desc="evaluate --detect", unit="img", disable=not progress, file=sys.stderr):
+        try:
+            rgb = read_image(item.path)
+        except EmolensError as e:
+            print(f"emolens: skipped {e}", file=sys.stderr)
+            unreadable += 1
+            continue
+        y_true.append(classes.index(item.label))
+        y_pred.append(-1)                            # "no face" unless a face is found
+        dets = pipe.detector.detect(rgb)
+        if dets:
+            crops.append(pipe.crops(rgb, [max(dets, key=lambda d: d.area)]))
+            crop_rows.append(len(y_pred) - 1)
+        if len(crops) >= BATCH:
+            _classify(pipe, crops, crop_rows, y_pred)
+    _classify(pipe, crops, crop_rows, y_pred)
+    if not y_true:
+        raise DataError(f"no readable image in {', '.join(map(str, roots))}")
+    metrics = compute_metrics(np.array(y_true), np.array(y_pred), classes)
+    n = len(y_true)
+    no_face = int(sum(p < 0 for p in y_pred))
+    metrics.extra = {"model": clf.name, "detector": det.name, "split": split,
+                     "tta": clf.spec.tta if tta is None else tta,
+                     "detection_rate": (n - no_face) / n, "n_images": n, "n_no_face": no_face,
+                     "n_unreadable": unreadable}
+    return metrics
+
+
+def _classify(pipe, crops: list, rows: list, y_pred: list) -> None:
+    """Classify the pending crops in one call and write their predictions; empties both lists."""
+    if crops:
+        probs = pipe.classifier.predict_proba(np.concatenate(crops), tta=pipe.tta)
+        for row, p in zip(rows, probs):
+            y_pred[row] = int(np.argmax(p))
+    crops.clear()
+    rows.clear()
