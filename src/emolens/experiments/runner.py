@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..engine.card import hardware
 from ..errors import EmolensError
 
 EXTRA_KEYS = ("label", "model_label", "method", "data_label", "kind", "members", "objective")
@@ -495,24 +496,6 @@ def run_experiment(exp: Experiment, threads: int | None = None, only: list[str] 
 # ------------------------------------------------------------------------------------------ output
 
 
-def _hardware() -> str:
-    import os
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU only ({os.cpu_count()} cores)"
-    return f"{cpu}; {device}"
-
-
 def render_table(exp: Experiment, results: list[RunResult], threads: int | None = None, command: str = "") -> str:
     import datetime
 
@@ -548,7 +531,7 @@ def render_table(exp: Experiment, results: list[RunResult], threads: int | None 
         lines.append("")
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines.append(f"Produced by `{command or 'emolens experiment ' + exp.source}` (emolens {__version__}, {when}; "
-                 f"{_hardware()}; {threads or 'default'} torch thread(s)). Per-run reports (report.txt, "
+                 f"{hardware()}; {threads or 'default'} torch thread(s)). Per-run reports (report.txt, "
                  f"metrics.json, confusion_matrix.png, curves.png, the weights) are in `{exp.out}/<run>/`, "
                  "which is not committed.")
     lines.append("")
