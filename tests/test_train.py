@@ -81,6 +81,11 @@ def test_killed_run_resumes_from_checkpoint(data_csv, tmp_path):
                  "--no-progress"]) == 0
     logged = _epochs_logged(tmp_path / "r")
     assert logged[-1] == target - 1
+    # the epochs logged before the kill are kept beside the resumed log, and the curves show both
+    part = tmp_path / "r" / "logs" / "metrics-part1.csv"
+    with open(part) as f:
+        assert {int(r["epoch"]) for r in csv.DictReader(f) if r.get("val_acc")} >= set(done[:-1])
+    assert (tmp_path / "r" / "curves.png").exists()
     weights = tmp_path / "r" / "model" / "r.safetensors"
     spec = json.loads(weights.with_suffix(".json").read_text())
     # trained on random 44x44 crops (the default): the model sees the matching centre crop

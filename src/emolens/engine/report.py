@@ -22,13 +22,21 @@ def write_report(model, spec: ModelSpec, val: FaceDataset, run_dir: Path, cfg: T
     metrics.plot_confusion(run_dir / "confusion_matrix.png",
                            f"{spec.name} on {val.split_names[0]}: accuracy {metrics.accuracy:.2%}, "
                            f"macro-F1 {metrics.macro_f1:.3f}")
-    plot_curves(run_dir / "logs" / "metrics.csv", run_dir / "curves.png")
+    plot_curves(run_dir / "logs", run_dir / "curves.png")
     return metrics
 
 
-def plot_curves(metrics_csv: Path, out: Path) -> None:
-    """Loss and accuracy per epoch (train and validation) from Lightning's CSV log."""
-    if not metrics_csv.exists():
+def log_files(logs: Path) -> list[Path]:
+    """The epoch logs of a run in order: parts kept from before each resume, then the current one."""
+    parts = sorted(logs.glob("metrics-part*.csv"), key=lambda p: int(p.stem.removeprefix("metrics-part") or 0))
+    current = logs / "metrics.csv"
+    return parts + ([current] if current.exists() else [])
+
+
+def plot_curves(logs: Path, out: Path) -> None:
+    """Loss and accuracy per epoch (train and validation) from Lightning's CSV logs."""
+    files = log_files(logs)
+    if not files:
         return
     import matplotlib
 
@@ -36,14 +44,15 @@ def plot_curves(metrics_csv: Path, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     series: dict[str, dict[int, float]] = {}
-    with open(metrics_csv, newline="") as f:
-        for row in csv.DictReader(f):
-            if not row.get("epoch"):
-                continue
-            epoch = int(float(row["epoch"]))
-            for key, value in row.items():
-                if key not in ("epoch", "step") and value not in ("", None):
-                    series.setdefault(key, {})[epoch] = float(value)
+    for path in files:  # a later file's value for an epoch replaces an earlier one
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                if not row.get("epoch"):
+                    continue
+                epoch = int(float(row["epoch"]))
+                for key, value in row.items():
+                    if key not in ("epoch", "step") and value not in ("", None):
+                        series.setdefault(key, {})[epoch] = float(value)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for key, ax in (("loss", ax_loss), ("acc", ax_acc)):
         for split in ("train", "val"):

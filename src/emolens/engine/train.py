@@ -99,6 +99,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     callbacks.append(TimeKeeper(run_dir))
     if cfg.early_stopping:
         callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=cfg.early_stopping))
+    if resume:
+        keep_previous_log(run_dir / "logs")
     loggers = [CSVLogger(run_dir, name="logs", version="")]
     try:
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -130,3 +132,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     weights = save_model(module.model, spec, run_dir / "model" / f"{spec.name}.safetensors")
     print(f"validation accuracy {metrics.accuracy:.4f}, macro-F1 {metrics.macro_f1:.4f}; weights {weights}")
     return TrainResult(run_dir, weights, metrics.accuracy, metrics.macro_f1, trainer.current_epoch, seconds)
+
+
+def keep_previous_log(logs: Path) -> None:
+    """Lightning's CSV logger deletes an existing metrics.csv: keep it as metrics-partN.csv instead."""
+    current = logs / "metrics.csv"
+    if current.exists():
+        n = len(list(logs.glob("metrics-part*.csv"))) + 1
+        current.rename(logs / f"metrics-part{n}.csv")
