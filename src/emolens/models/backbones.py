@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
+from .cnn import FaceClassifier
 from .registry import register_model
 
 ZOO_INSTALL = 'pip install "emolens[zoo]"'
@@ -105,7 +106,7 @@ def to_nchw(feats: torch.Tensor, nhwc: bool) -> torch.Tensor:
     return feats.permute(0, 3, 1, 2) if nhwc else feats
 
 
-class TimmClassifier(nn.Module):
+class TimmClassifier(FaceClassifier):
     """A timm backbone on grey faces with one of the seed heads (timm-style interface)."""
 
     def __init__(self, timm_name: str, num_classes: int = 7, *, head: str = "linear",
@@ -147,16 +148,6 @@ class TimmClassifier(nn.Module):
         if self.resize is not None and tuple(x.shape[-2:]) != self.resize:
             x = F.interpolate(x, size=self.resize, mode="bilinear", align_corners=False)
         return to_nchw(self.body.forward_features(x), self.nhwc)
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        last = self.head[-1]
-        self.head[-1] = nn.Linear(last.in_features, num_classes)
 
     # fine-tuning -------------------------------------------------------------------------------
     def backbone_modules(self) -> list[nn.Module]:

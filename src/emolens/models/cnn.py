@@ -14,8 +14,9 @@ from torch import nn
 from .registry import register_model
 
 
-class _Classifier(nn.Module):
-    """Base with the common interface; subclasses set ``features``, ``pool`` and ``head``."""
+class FaceClassifier(nn.Module):
+    """The interface every emolens network shares (timm's): subclasses set ``features`` (or override
+    ``forward_features``) and ``head``, an ``nn.Sequential`` ending in the class ``nn.Linear``."""
 
     features: nn.Module
     head: nn.Module
@@ -62,7 +63,7 @@ def _he_init(model: nn.Module, nonlinearity: str) -> None:
                 nn.init.zeros_(m.bias)
 
 
-class CompactCNN(_Classifier):
+class CompactCNN(FaceClassifier):
     """VGG-like blocks of two 3x3 convs with batch norm and ELU, max pooling and dropout."""
 
     def __init__(self, num_classes: int = 7, widths: Sequence[int] = (64, 128, 256), hidden: int = 128,
@@ -110,7 +111,7 @@ class SEBasicBlock(nn.Module):
         return self.act(self.body(x) + self.shortcut(x))
 
 
-class SEResNet(_Classifier):
+class SEResNet(FaceClassifier):
     """ResNet with squeeze-and-excitation blocks, stem and strides sized for 48x48 faces."""
 
     def __init__(self, num_classes: int = 7, widths: Sequence[int] = (64, 128, 256, 512),
@@ -129,7 +130,7 @@ class SEResNet(_Classifier):
         _he_init(self, "relu")
 
 
-class VGGFace48(_Classifier):
+class VGGFace48(FaceClassifier):
     """VGG-style stages of two 3x3 conv + BN + ReLU with max pooling, then a dropout MLP head."""
 
     def __init__(self, num_classes: int = 7, widths: Sequence[int] = (64, 128, 256, 512),

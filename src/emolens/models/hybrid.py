@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import _as_size, _drop_unused, pretrained_timm_state, require_timm, to_nchw
-from .cnn import SqueezeExcite
+from .cnn import FaceClassifier, SqueezeExcite
 from .registry import register_model
 
 
@@ -44,7 +44,7 @@ class SplitConv(nn.Module):
         return torch.cat([conv(p) for conv, p in zip(self.convs, parts)], dim=1)
 
 
-class SwinSEResNet(nn.Module):
+class SwinSEResNet(FaceClassifier):
     """Swin branch (SE, split convolution, mean pooling) + ResNet-50 branch (global pooling)."""
 
     def __init__(self, num_classes: int = 7, swin: str = "swin_tiny_patch4_window7_224", resnet: str = "resnet50",
@@ -88,16 +88,6 @@ class SwinSEResNet(nn.Module):
         s = self.split_conv(self.se(s)).mean(dim=(2, 3))
         r = self.resnet.forward_features(self._resized(x, self.resnet_size)).mean(dim=(2, 3))
         return torch.cat([s, r], dim=1)
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        last = self.head[-1]
-        self.head[-1] = nn.Linear(last.in_features, num_classes)
 
     def backbone_modules(self) -> list[nn.Module]:
         return [self.swin, self.resnet]
