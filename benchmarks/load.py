@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import ipaddress
 import json
 import os
 import socket
@@ -31,6 +30,8 @@ import time
 import urllib.parse
 from pathlib import Path
 
+from emolens.serve.cli import is_loopback
+
 BOUNDARY = "emolens-load-check-boundary"
 
 
@@ -38,15 +39,6 @@ def multipart(data: bytes, filename: str = "face.jpg", ctype: str = "image/jpeg"
     head = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
             f"Content-Type: {ctype}\r\n\r\n").encode()
     return head + data + f"\r\n--{BOUNDARY}--\r\n".encode()
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def free_port() -> int:

@@ -13,6 +13,20 @@ from ..errors import EmolensError
 from .augment import AugmentConfig
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+def read_yaml_mapping(path: str | Path, kind: str) -> dict:
+    """A YAML file that must hold a mapping (a config, an experiment); errors name the file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as e:
+        raise EmolensError(f"{path}: cannot read {kind} ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise EmolensError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(raw, dict):
+        raise EmolensError(f"{path}: a {kind} must be a mapping of keys to values")
+    return raw
 SCHEDULES = ("none", "plateau", "cosine", "onecycle")
 ADVERSARIAL_NORMS = ("l2", "inf", "sign")
 
@@ -108,15 +122,7 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
-        path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except OSError as e:
-            raise EmolensError(f"{path}: cannot read config ({e.strerror})") from None
-        except yaml.YAMLError as e:
-            raise EmolensError(f"{path}: not valid YAML ({e})") from None
-        if not isinstance(raw, dict):
-            raise EmolensError(f"{path}: a config must be a mapping of keys to values")
+        raw = read_yaml_mapping(path, "config")
         raw.pop("_base_", None)
         return cls.from_dict(raw)
 

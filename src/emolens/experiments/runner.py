@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from ..engine.card import hardware
 from ..errors import EmolensError
@@ -143,17 +142,10 @@ def _value_text(value) -> str:
 
 def load_experiment(path: str | Path, schedule_overrides: dict | None = None) -> Experiment:
     """Read and check an experiment file; ``schedule_overrides`` (from the CLI) win over its schedule."""
-    from ..engine.config import TrainConfig
+    from ..engine.config import TrainConfig, read_yaml_mapping
 
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except OSError as e:
-        raise EmolensError(f"{path}: cannot read experiment ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise EmolensError(f"{path}: not valid YAML ({e})") from None
-    if not isinstance(raw, dict):
-        raise EmolensError(f"{path}: an experiment must be a mapping")
+    raw = read_yaml_mapping(path, "experiment")
     known = {"name", "title", "description", "out", "table", "base", "set", "grid", "runs", "schedule"}
     unknown = sorted(set(raw) - known)
     if unknown:

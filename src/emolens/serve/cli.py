@@ -42,7 +42,8 @@ def settings_from_args(args):
                          log_level=args.log_level)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
     if host == "localhost":
         return True
     try:
@@ -62,7 +63,7 @@ def run(args) -> int:
     from .config import ENV_VAR
 
     settings = settings_from_args(args)
-    if not _is_loopback(settings.host):
+    if not is_loopback(settings.host):
         print(f"emolens serve: listening on {settings.host}: the service is reachable from the network",
               file=sys.stderr)
     shown = "localhost" if settings.host in ("127.0.0.1", "::1") else settings.host
