@@ -95,11 +95,33 @@ def test_no_face_gives_an_empty_list(detectors, name):
 
 
 def test_large_image_is_scaled_down_and_boxes_back_up(detectors):
-    big = cv2.resize(astronaut(), (2048, 2048), interpolation=cv2.INTER_LINEAR)   # 4x, over max_side 960
+    big = cv2.resize(astronaut(), (2048, 2048), interpolation=cv2.INTER_LINEAR)   # 4x, over the default max_side (480)
     found = detectors["retinaface"].detect(big)
     assert len(found) == 1
     assert iou(np.array(found[0].box) / 4, FACE_BOX) > 0.7
     assert np.allclose(found[0].landmarks[0] / 4, (205, 101), atol=4)
+
+
+def _row_of_small_faces(head_px: int) -> np.ndarray:
+    """A 640x480 frame with five astronaut heads ``head_px`` wide (the face box is about 0.3 of it)."""
+    frame = np.full((480, 640, 3), 96, np.uint8)
+    tile = cv2.resize(astronaut()[20:300, 110:390], (head_px, head_px), interpolation=cv2.INTER_AREA)
+    for i in range(5):
+        frame[200:200 + head_px, 40 + 120 * i:40 + 120 * i + head_px] = tile
+    return frame
+
+
+def test_default_detection_size_keeps_faces_of_20_px_in_a_640x480_frame(detectors):
+    """The default max_side (480, for speed) still finds faces about 20 px wide; full size goes down to ~16 px."""
+    from emolens.vision.detectors.base import DEFAULT_MAX_SIDE
+
+    d = detectors["retinaface"]
+    assert d.max_side == DEFAULT_MAX_SIDE == 480
+    found = d.detect(_row_of_small_faces(68))
+    assert len(found) == 5 and all(16 <= f.width <= 24 for f in found)
+    tiny = _row_of_small_faces(60)
+    assert d.detect(tiny) == []
+    assert len(create_detector("retinaface", max_side=0).detect(tiny)) == 5
 
 
 def test_small_and_odd_sized_images(detectors):

@@ -296,3 +296,28 @@ def test_finetuning_through_the_engine(tmp_path, monkeypatch):
     module = FERModule(create_model("resnet50", 7, **options), TrainConfig(**{**common, "pretrained": None}))
     lrs = sorted({g["lr"] for g in module.configure_optimizers()["optimizer"].param_groups})
     assert lrs == pytest.approx([0.1 * module.cfg.lr, module.cfg.lr])
+
+
+def test_a_bundled_model_initialises_a_network_for_another_class_set():
+    """`pretrained: ferplus` (how the bundled fer2013 model starts): every layer but the 8-class
+    output layer comes from the bundled FER+ weights; the 7-class output layer stays fresh."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from emolens.models.backbones import load_pretrained
+    from emolens.weights import bundled_path
+
+    spec = json.loads(bundled_path("ferplus").with_suffix(".json").read_text())
+    model = create_model(spec["arch"], num_classes=7, **spec["options"])
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    load_pretrained(model, "ferplus")
+    saved = load_file(str(bundled_path("ferplus")))
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, fresh[k])}
+    copied = {k for k, v in model.state_dict().items() if k in saved and saved[k].shape == v.shape}
+    assert changed and changed <= copied
+    assert all(torch.equal(model.state_dict()[k], saved[k]) for k in copied)
+    kept_fresh = set(fresh) - copied
+    assert kept_fresh and all(v.shape[0] == 7 for k, v in model.state_dict().items() if k in kept_fresh)
+    with pytest.raises(ModelError, match="bundled model's name"):
+        load_pretrained(model, "no_such_model")

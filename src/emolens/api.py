@@ -24,7 +24,8 @@ class Recognizer:
     threads: CPU threads for the classifier and detector runtimes (default: EMOLENS_THREADS or all).
     margin: border around each face crop, as a fraction of the face size.
     min_score: detector confidence threshold (default: the detector's own).
-    max_side: the detector works on a copy at most this big (default 960 px; smaller is faster).
+    max_side: the detector works on a copy at most this big (default 480 px; larger finds smaller
+        faces in big photos, 0 = full size; smaller is faster).
     tta: also classify mirrored faces and average: about one point more accuracy for twice the
         classifier time, so off by default here (None: follow the model spec, as `evaluate` does).
     """

@@ -296,15 +296,18 @@ def set_backbone_frozen(model: nn.Module, frozen: bool) -> None:
 
 def load_pretrained(model: nn.Module, source) -> None:
     """Initialise ``model`` from ``source``: ``hub``, ``package``, a file or URL (timm backbones), or
-    an emolens ``.safetensors`` of the same architecture (layers whose shapes differ, such as a
-    classifier for another class set, keep their fresh weights)."""
+    emolens weights of the same architecture, as a bundled model's name (``ferplus``) or a
+    ``.safetensors`` file (layers whose shapes differ, such as a classifier for another class set,
+    keep their fresh weights)."""
     if hasattr(model, "load_pretrained"):
         model.load_pretrained(source)
         return
-    path = Path(str(source))
+    from ..weights import bundled_path
+
+    path = bundled_path(str(source)) or Path(str(source))
     if path.suffix != ".safetensors" or not path.is_file():
-        raise ModelError(f"{type(model).__name__} has no hub weights; pretrained must be an emolens "
-                         f".safetensors file of the same architecture, got {source!r}")
+        raise ModelError(f"{type(model).__name__} has no hub weights; pretrained must be a bundled model's name "
+                         f"or an emolens .safetensors file of the same architecture, got {source!r}")
     from safetensors.torch import load_file
 
     own = model.state_dict()

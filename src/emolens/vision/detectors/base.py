@@ -7,6 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Longer side, in pixels, of the copy a detector works on (0: the image as it is). 480 keeps a
+#: 640x480 frame's detection at about 13 ms on one core (20+ ms at full size) and still finds faces
+#: down to about 20 px in such a frame; raise it (960, or 0) for small faces in large photos.
+DEFAULT_MAX_SIDE = 480
+
 #: Landmark order, for every detector that gives landmarks: left/right as seen in the image.
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
@@ -50,7 +55,7 @@ class FaceDetector:
     gives_landmarks = False
     default_min_score = 0.5
 
-    def __init__(self, min_score: float | None = None, max_side: int = 960, min_face: int = 12,
+    def __init__(self, min_score: float | None = None, max_side: int = DEFAULT_MAX_SIDE, min_face: int = 12,
                  threads: int | None = None):
         self.min_score = self.default_min_score if min_score is None else float(min_score)
         self.max_side = int(max_side)

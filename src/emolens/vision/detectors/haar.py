@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DetectorError
-from .base import Detection, FaceDetector
+from .base import DEFAULT_MAX_SIDE, Detection, FaceDetector
 from .registry import register_detector
 
 
@@ -18,7 +18,7 @@ class HaarDetector(FaceDetector):
 
     default_min_score = 0.0
 
-    def __init__(self, min_score: float | None = None, max_side: int = 960, min_face: int = 20,
+    def __init__(self, min_score: float | None = None, max_side: int = DEFAULT_MAX_SIDE, min_face: int = 20,
                  threads: int | None = None, cascade: str = "haarcascade_frontalface_default.xml",
                  scale_factor: float = 1.1, min_neighbors: int = 5):
         super().__init__(min_score, max_side, min_face, threads)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Detection, FaceDetector
+from .base import DEFAULT_MAX_SIDE, Detection, FaceDetector
 from .registry import register_detector
 
 KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -15,7 +15,7 @@ KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 class MtcnnDetector(FaceDetector):
     default_min_score = 0.9
 
-    def __init__(self, min_score: float | None = None, max_side: int = 960, min_face: int = 20,
+    def __init__(self, min_score: float | None = None, max_side: int = DEFAULT_MAX_SIDE, min_face: int = 20,
                  threads: int | None = None):
         super().__init__(min_score, max_side, min_face, threads)
         import warnings

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .base import Detection, FaceDetector
+from .base import DEFAULT_MAX_SIDE, Detection, FaceDetector
 from .registry import register_detector
 
 #: Anchor layout of the network: one level per stride, two square anchor sizes per cell.
@@ -27,7 +27,7 @@ MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)
 class RetinaFaceDetector(FaceDetector):
     default_min_score = 0.75
 
-    def __init__(self, min_score: float | None = None, max_side: int = 960, min_face: int = 12,
+    def __init__(self, min_score: float | None = None, max_side: int = DEFAULT_MAX_SIDE, min_face: int = 12,
                  threads: int | None = None, nms_threshold: float = 0.4):
         super().__init__(min_score, max_side, min_face, threads)
         import onnxruntime as ort

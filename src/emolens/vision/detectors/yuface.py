@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Detection, FaceDetector
+from .base import DEFAULT_MAX_SIDE, Detection, FaceDetector
 from .registry import register_detector
 
 
@@ -14,7 +14,7 @@ from .registry import register_detector
 class YufaceDetector(FaceDetector):
     default_min_score = 0.6
 
-    def __init__(self, min_score: float | None = None, max_side: int = 960, min_face: int = 12,
+    def __init__(self, min_score: float | None = None, max_side: int = DEFAULT_MAX_SIDE, min_face: int = 12,
                  threads: int | None = None):
         super().__init__(min_score, max_side, min_face, threads)
         import yuface
