@@ -58,6 +58,27 @@ def test_train_writes_weights_reports_and_learns(data_csv, tmp_path, capsys):
     # a second run into the same folder is refused rather than overwriting it
     assert main(args) == 2
     assert "already holds a run; pass --resume" in capsys.readouterr().err
+    _check_bundle(run, tmp_path, metrics)
+
+
+def _check_bundle(run, tmp_path, metrics):
+    """scripts/bundle_model.py's step: weights + spec + card, the card's numbers from the run."""
+    import hashlib
+
+    from emolens.engine.card import bundle
+    from emolens.models.weights import load_model
+
+    weights = bundle(run, tmp_path / "pkg", tmp_path / "docs", "tiny", "emolens train ...", "test box", tta=True,
+                     speed="1.0 ms per face")
+    model, spec = load_model(weights)                       # checksum verified on load
+    card = (tmp_path / "pkg" / "tiny.md").read_text()
+    assert spec.name == "tiny" and spec.tta and 0 <= spec.metrics["tta_accuracy"] <= 1
+    assert spec.sha256 == hashlib.sha256(weights.read_bytes()).hexdigest() and f"sha256 `{spec.sha256}`" in card
+    assert f"| one pass (the recognition pipeline's default, for speed) | {metrics['accuracy']:.2%} |" in card
+    assert f"**{spec.metrics['tta_accuracy']:.2%}**" in card
+    assert "- initial weights: random (trained from scratch)" in card and "- hardware: test box" in card
+    assert card.endswith("## Speed\n\n1.0 ms per face\n")
+    assert (tmp_path / "docs" / "tiny-confusion_matrix.png").exists()
 
 
 def test_killed_run_resumes_from_checkpoint(data_csv, tmp_path):
@@ -124,3 +145,28 @@ def test_last_checkpoint_follows_every_epoch(data_csv, tmp_path):
                  "--no-progress", "--threads", "1"]) == 0
     ckpt = torch.load(tmp_path / "flat" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["epoch"] == 2
+
+
+def test_distillation_uses_the_teachers_probabilities_as_soft_labels(data_csv, tiny_model, tmp_path, capsys):
+    from conftest import make_tiny_model
+
+    from emolens.data import load_dataset
+    from emolens.engine.distill import with_teacher_labels
+    from emolens.runtime import load_classifier
+
+    train_ds = load_dataset([str(data_csv)]).split("Training")
+    taught = with_teacher_labels(train_ds, str(tiny_model))
+    expected = load_classifier(str(tiny_model), backend="torch").predict_proba(train_ds.images, tta=True)
+    assert taught.soft_labels.shape == (210, 7) and np.allclose(taught.soft_labels, expected, atol=1e-5)
+    assert np.array_equal(taught.labels, train_ds.labels)
+
+    base = ["train", "--data", str(data_csv), *TINY, "--epochs", "1", "--batch-size", "32", "--precision", "32",
+            "--out", str(tmp_path), "--no-progress", "--threads", "1"]
+    assert main([*base, "--name", "kd", "--teacher", str(tiny_model), "--soft-label-weight", "0.7"]) == 0
+    assert "agrees with the labels on" in capsys.readouterr().out
+    assert main([*base, "--name", "no_weight", "--teacher", str(tiny_model)]) == 2
+    assert "teacher needs soft_label_weight above 0" in capsys.readouterr().err
+    other = make_tiny_model(tmp_path / "five.safetensors", classes=("angry", "happy", "sad", "surprise", "neutral"))
+    assert main([*base, "--name", "mismatch", "--teacher", str(other), "--soft-label-weight", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "distillation needs the same classes" in err and len(err.strip().splitlines()) == 1

@@ -65,8 +65,18 @@ def _tta_metrics(model, spec, cfg: dict, split: str) -> dict:
     return {"accuracy": m.accuracy, "macro_f1": m.macro_f1, "weighted_f1": m.weighted_f1}
 
 
+def _initial_weights(pretrained) -> str:
+    if not pretrained:
+        return "random (trained from scratch)"
+    from ..weights import bundled_path
+
+    if bundled_path(str(pretrained)) is not None:
+        return f"the bundled `{pretrained}` model (`pretrained: {pretrained}`; layers whose shape differs start fresh)"
+    return f"`{pretrained}`"
+
+
 def bundle(run_dir: str | Path, dest_dir: str | Path, docs_dir: str | Path, name: str, command: str,
-           trained_on: str | None = None, notes: str = "", tta: bool = True) -> Path:
+           trained_on: str | None = None, notes: str = "", tta: bool = True, speed: str = "") -> Path:
     """Copy a finished run's weights to ``dest_dir/NAME.safetensors`` (+ spec), write the card ``NAME.md``
     there and its pictures (confusion matrix, curves) to ``docs_dir``."""
     run_dir, dest_dir, docs = Path(run_dir), Path(dest_dir), Path(docs_dir)
@@ -125,11 +135,14 @@ Reproduce the numbers (`--no-tta` for the one-pass row): `emolens evaluate --mod
 ## Training
 
 - command: `{command}`
+- initial weights: {_initial_weights(cfg.get('pretrained'))}
 - epochs: {metrics.get('epochs')} ({cfg['optimizer']}, lr {cfg['lr']}, {cfg['schedule']} schedule, batch {cfg['batch_size']}, label smoothing {cfg['label_smoothing']}, soft-label weight {cfg.get('soft_label_weight', 0)}, balance {cfg['balance']}, {cfg['precision']})
 - augmentation: {', '.join(f'{k} {v}' for k, v in cfg['augment'].items())}
 - wall time: {hours:.2f} h
 - hardware: {trained_on or hardware()}
 {notes}
 """
+    if speed:
+        card += f"\n## Speed\n\n{speed.strip()}\n"
     atomic_write_bytes(dest_dir / f"{name}.md", card.encode())
     return weights

@@ -12,7 +12,7 @@ from ..errors import EmolensError
 #: Flags of ``emolens train`` that set the config key of the same name.
 TRAIN_FLAGS = (
     "ferplus", "classes", "train_split", "val_split", "model", "epochs", "batch_size", "optimizer", "lr",
-    "weight_decay", "momentum", "schedule", "label_smoothing", "soft_label_weight", "balance", "early_stopping",
+    "weight_decay", "momentum", "schedule", "label_smoothing", "soft_label_weight", "teacher", "balance", "early_stopping",
     "seed", "precision", "threads", "out", "name", "accelerator", "devices", "strategy", "num_nodes",
 )
 
@@ -144,7 +144,10 @@ def register(sub) -> None:
     t.add_argument("--schedule", choices=["none", "plateau", "cosine", "onecycle"])
     t.add_argument("--label-smoothing", dest="label_smoothing", type=float)
     t.add_argument("--soft-label-weight", dest="soft_label_weight", type=float,
-                   help="0 = majority labels, 1 = FER+ vote distributions, between = mixed")
+                   help="0 = majority labels, 1 = FER+ vote distributions (or the teacher's), between = mixed")
+    t.add_argument("--teacher", metavar="MODEL",
+                   help="distil: this model's probabilities (name, .safetensors or NAME.ensemble.yaml) are the "
+                        "soft labels; needs --soft-label-weight")
     t.add_argument("--balance", choices=["none", "oversample", "smote", "adasyn", "class_weights"])
     t.add_argument("--early-stopping", dest="early_stopping", type=int, metavar="PATIENCE")
     t.add_argument("--seed", type=int)

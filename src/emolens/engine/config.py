@@ -49,6 +49,7 @@ class TrainConfig:
     schedule: str = "onecycle"
     label_smoothing: float = 0.1
     soft_label_weight: float = 0.0                  # 0: hard labels; 1: vote distributions only
+    teacher: str | None = None                      # distillation: a model whose probabilities are the soft labels
     balance: str = "none"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     mean: float = 0.5
@@ -83,6 +84,10 @@ class TrainConfig:
             raise EmolensError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if not 0 <= self.soft_label_weight <= 1:
             raise EmolensError("soft_label_weight must lie in [0, 1]")
+        if self.teacher and self.ferplus:
+            raise EmolensError("teacher and ferplus both give soft labels; use one of them")
+        if self.teacher and self.soft_label_weight == 0:
+            raise EmolensError("teacher needs soft_label_weight above 0 (the share of the teacher in each target)")
         if self.export_checkpoint not in ("best", "last"):
             raise EmolensError(f"export_checkpoint must be best or last, not {self.export_checkpoint!r}")
         if self.epochs < 1 or self.batch_size < 1:

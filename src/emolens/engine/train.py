@@ -71,6 +71,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     cfg.save(run_dir / "config.yaml")
 
     train_ds, val_ds = prepare_data(cfg)
+    if cfg.teacher:
+        from .distill import with_teacher_labels
+
+        train_ds = with_teacher_labels(train_ds, cfg.teacher)
     balanced = balance(train_ds, cfg.balance, seed=cfg.seed)
     print(balanced.describe())
     print(f"train {len(balanced.dataset)} rows, validation {len(val_ds)} rows, classes {', '.join(train_ds.class_names)}")

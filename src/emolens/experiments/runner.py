@@ -512,9 +512,14 @@ def render_table(exp: Experiment, results: list[RunResult], threads: int | None 
     if ok:
         epochs = sorted({r.epochs for r in ok if r.epochs})
         n_val = sorted({r.n_val for r in ok})
+        exported = {s.config.get("export_checkpoint", "best") for s in exp.runs
+                    if s.kind == "train" and s.label in {r.label for r in ok}}
+        of = f" (of {epochs[0]} epochs)" if len(epochs) == 1 else ""
+        which = {frozenset({"last"}): f"at the last epoch{of}, which each run exports",
+                 frozenset({"best"}): f"at the epoch with the best validation accuracy{of}"}.get(
+                     frozenset(exported), "at the epoch each run exports (its config's export_checkpoint: best or last)")
         lines.append(f"Validation accuracy and macro-F1 on the validation split (n = {', '.join(map(str, n_val))}), "
-                     f"at the epoch with the best validation accuracy"
-                     f"{f' (of {epochs[-1]} epochs)' if epochs else ''}. Time: training wall time"
+                     f"{which}. Time: training wall time"
                      + (" (an ensemble: its members' time plus the tuning). Ensemble weights are tuned on the same "
                         "validation split, so their rows are optimistic; judge them on a test split (`emolens "
                         "evaluate --model RUN/NAME.ensemble.yaml --split PrivateTest`)."
