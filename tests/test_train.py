@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from conftest import cli_command, synthetic_faces, write_fer_csv
 
 from emolens.cli import main
@@ -95,13 +96,16 @@ def test_killed_run_resumes_from_checkpoint(data_csv, tmp_path):
     assert last.exists(), "no checkpoint was written before the kill"
     done = _epochs_logged_safe(tmp_path / "r")
     assert done and max(done) < 199
-    assert not list((tmp_path / "r" / "checkpoints").glob("*.tmp"))  # atomic writes leave no partial file
+    # atomic writes: whatever the kill interrupted, last.ckpt is a whole checkpoint (a write in flight
+    # is a temporary file beside it, which the resume removes)
+    assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] >= 1
     # resume with a smaller epoch budget: training continues from the checkpoint, not from zero
     target = max(done) + 3
     assert main(["train", "--resume", "--out", str(tmp_path), "--name", "r", "--epochs", str(target),
                  "--no-progress"]) == 0
     logged = _epochs_logged(tmp_path / "r")
     assert logged[-1] == target - 1
+    assert not list((tmp_path / "r" / "checkpoints").glob("*.tmp"))
     # the epochs logged before the kill are kept beside the resumed log, and the curves show both
     part = tmp_path / "r" / "logs" / "metrics-part1.csv"
     with open(part) as f:
@@ -170,3 +174,17 @@ def test_distillation_uses_the_teachers_probabilities_as_soft_labels(data_csv, t
     assert main([*base, "--name", "mismatch", "--teacher", str(other), "--soft-label-weight", "0.5"]) == 2
     err = capsys.readouterr().err
     assert "distillation needs the same classes" in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_removes_the_temporary_file_of_an_interrupted_checkpoint_write(tmp_path):
+    from emolens.engine.callbacks import AtomicCheckpointIO, remove_partial_writes
+
+    folder = tmp_path / "checkpoints"
+    AtomicCheckpointIO().save_checkpoint({"epoch": 3}, folder / "last.ckpt")
+    partial = folder / ".last.ckpt.abc123.tmp"
+    partial.write_bytes(b"half a checkpoint")
+    other = folder / "notes.tmp"
+    other.write_text("not ours")
+    assert remove_partial_writes(folder) == [partial]
+    assert not partial.exists() and other.exists() and (folder / "last.ckpt").exists()
+    assert remove_partial_writes(tmp_path / "missing") == []

@@ -26,6 +26,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.replace(tmp, path)
 
 
+def remove_partial_writes(folder: Path) -> list[Path]:
+    """Delete the temporary files of checkpoint writes that a kill interrupted (the checkpoints
+    themselves are whole: a write only replaces one when it is complete)."""
+    stale = sorted(folder.glob(".*.ckpt.*.tmp")) if folder.is_dir() else []
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
 def read_seconds(run_dir: Path) -> float:
     try:
         return float((run_dir / "seconds.txt").read_text())

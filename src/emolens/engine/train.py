@@ -16,7 +16,7 @@ from ..data.balance import balance
 from ..errors import EmolensError
 from ..models.registry import count_parameters, create_model, model_info
 from ..models.weights import ModelSpec, Preprocess, save_model
-from .callbacks import AtomicCheckpointIO, TimeKeeper, read_seconds
+from .callbacks import AtomicCheckpointIO, TimeKeeper, read_seconds, remove_partial_writes
 from .config import TrainConfig
 from .module import FERModule
 from .report import write_report
@@ -105,6 +105,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=cfg.early_stopping))
     if resume:
         keep_previous_log(run_dir / "logs")
+        remove_partial_writes(run_dir / "checkpoints")
     loggers = [CSVLogger(run_dir, name="logs", version="")]
     try:
         from lightning.pytorch.loggers import TensorBoardLogger
