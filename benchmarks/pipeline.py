@@ -177,8 +177,7 @@ def main() -> None:
 
     weights, model_note = model_for_timing(args.model)
 
-    tta = args.tta
-    model_note += "; flip TTA on (two forward passes per face)" if tta else "; no TTA (one forward pass per face)"
+    model_note += "; flip TTA on (two forward passes per face)" if args.tta else "; no TTA (one forward pass per face)"
     env = environment()
     rows = []
     for threads in args.threads:
@@ -194,7 +193,7 @@ def main() -> None:
               f"classifier {one['classify'].show(2)} ms/face, target <= 2")
     variants = []
     if args.variants:
-        for label, side, v_tta in (("full-size detection, max_side 0 (TTA as above)", 0, tta),
+        for label, side, v_tta in (("full-size detection, max_side 0 (TTA as above)", 0, args.tta),
                                    ("flip TTA on (detection as above)", args.max_side, True),
                                    ("full-size detection and flip TTA", 0, True)):
             v_text = table(measure(weights, args.detector, 1, args.repeat, side, v_tta))

@@ -17,21 +17,16 @@ from ..data.dataset import FaceDataset
 from ..errors import EmolensError
 
 
-def teacher_probabilities(teacher: str, ds: FaceDataset) -> np.ndarray:
+def teacher_probabilities(teacher: str, ds: FaceDataset, batch_size: int = 1024) -> np.ndarray:
     """(N, C) probabilities of ``teacher`` for the faces of ``ds``, in ``ds``'s class order."""
-    from ..evaluation.predict import predict_proba
-    from ..models.weights import load_model
-    from ..runtime.resolve import resolve_weights
+    from ..runtime import load_classifier
 
-    model, spec = load_model(resolve_weights(teacher))
-    if list(spec.classes) != list(ds.class_names):
-        raise EmolensError(f"teacher {teacher!r} predicts {', '.join(spec.classes)}; the training data has "
+    clf = load_classifier(teacher)  # ONNX Runtime; it checks the face size against the model's
+    if clf.classes != list(ds.class_names):
+        raise EmolensError(f"teacher {teacher!r} predicts {', '.join(clf.classes)}; the training data has "
                            f"{', '.join(ds.class_names)}: distillation needs the same classes in the same order")
-    side = spec.preprocess.input_size
-    if ds.images.shape[-2:] != (side, side):
-        raise EmolensError(f"teacher {teacher!r} takes {side}x{side} faces; the training data has "
-                           f"{ds.images.shape[-1]}x{ds.images.shape[-2]}")
-    return predict_proba(model, spec.preprocess, ds.images, tta=True).astype(np.float32)
+    parts = [clf.predict_proba(ds.images[i:i + batch_size], tta=True) for i in range(0, len(ds), batch_size)]
+    return np.concatenate(parts) if parts else np.zeros((0, len(clf.classes)), np.float32)
 
 
 def with_teacher_labels(ds: FaceDataset, teacher: str) -> FaceDataset:

@@ -21,7 +21,7 @@ def add_common(p) -> None:
     p.add_argument("--margin", type=float, default=None, help="border around each face crop, fraction of face size")
     p.add_argument("--max-side", dest="max_side", type=int, default=None,
                    help="detect on a copy at most this many pixels on its longer side (default 480: fast, finds "
-                        "faces down to ~20 px in a 640x480 frame; 960 or 0 = full size for small faces in big photos)")
+                        "faces down to ~20 px in a 640x480 frame; raise it, e.g. 960, or 0 for full size, for small faces in big photos)")
 
 
 def make_recognizer(args):
