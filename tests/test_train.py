@@ -69,14 +69,14 @@ def _check_bundle(run, tmp_path, metrics):
     from emolens.engine.card import bundle
     from emolens.models.weights import load_model
 
-    weights = bundle(run, tmp_path / "pkg", tmp_path / "docs", "tiny", "emolens train ...", "test box", tta=True,
+    weights = bundle(run, tmp_path / "pkg", tmp_path / "docs", "tiny", "emolens train ...", "test box", tta="flip",
                      speed="1.0 ms per face")
     model, spec = load_model(weights)                       # checksum verified on load
     card = (tmp_path / "pkg" / "tiny.md").read_text()
-    assert spec.name == "tiny" and spec.tta and 0 <= spec.metrics["tta_accuracy"] <= 1
+    assert spec.name == "tiny" and spec.tta == "flip" and 0 <= spec.metrics["flip_accuracy"] <= 1
     assert spec.sha256 == hashlib.sha256(weights.read_bytes()).hexdigest() and f"sha256 `{spec.sha256}`" in card
     assert f"| one pass (the recognition pipeline's default, for speed) | {metrics['accuracy']:.2%} |" in card
-    assert f"**{spec.metrics['tta_accuracy']:.2%}**" in card
+    assert f"**{spec.metrics['flip_accuracy']:.2%}**" in card
     assert "- initial weights: random (trained from scratch)" in card and "- hardware: test box" in card
     assert card.endswith("## Speed\n\n1.0 ms per face\n")
     assert (tmp_path / "docs" / "tiny-confusion_matrix.png").exists()

@@ -26,13 +26,14 @@ class Recognizer:
     min_score: detector confidence threshold (default: the detector's own).
     max_side: the detector works on a copy at most this big (default 480 px; larger finds smaller
         faces in big photos, 0 = full size; smaller is faster).
-    tta: also classify mirrored faces and average: about one point more accuracy for twice the
-        classifier time, so off by default here (None: follow the model spec, as `evaluate` does).
+    tta: test-time augmentation: ``flip`` (or True) also classifies the mirrored face and averages,
+        about one point more accuracy for twice the classifier time; ``ten_crop`` averages ten views
+        for ten times the time. Off by default here (None: follow the model spec, as `evaluate` does).
     """
 
     def __init__(self, model: str = "default", detector=None, backend: str = "onnx", *,
                  threads: int | None = None, margin: float | None = None, min_score: float | None = None,
-                 max_side: int | None = None, tta: bool | None = False):
+                 max_side: int | None = None, tta: bool | str | None = False):
         from .runtime import load_classifier
         from .vision.align import DEFAULT_MARGIN
         from .vision.detectors import FaceDetector, create_detector

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from ..models.registry import count_parameters
-from ..models.weights import atomic_write_bytes, load_model, save_model
+from ..models.weights import atomic_write_bytes, load_model, save_model, tta_mode
 
 DATA_TERMS = (
     "FER-2013 (Goodfellow et al. 2013, ICML 2013 Challenges in Representation Learning) and the FER+ labels "
@@ -54,15 +54,35 @@ def _per_class_table(metrics: dict) -> str:
     return "\n".join(rows)
 
 
-def _tta_metrics(model, spec, cfg: dict, split: str) -> dict:
-    """Accuracy and macro-F1 on the validation split with flip test-time augmentation."""
+def _tta_metrics(model, spec, cfg: dict, split: str) -> dict[str, dict]:
+    """Accuracy and F1 on the validation split with each test-time augmentation the model allows."""
     from ..data import load_dataset
     from ..evaluation.metrics import compute_metrics
     from ..evaluation.predict import predict_proba
 
     val = load_dataset(cfg["data"], ferplus=cfg.get("ferplus"), classes=cfg.get("classes")).split(split)
-    m = compute_metrics(val.labels, predict_proba(model, spec.preprocess, val.images, tta=True).argmax(1), spec.classes)
-    return {"accuracy": m.accuracy, "macro_f1": m.macro_f1, "weighted_f1": m.weighted_f1}
+    modes = ["flip", "ten_crop"] if spec.preprocess.model_size < spec.preprocess.input_size else ["flip"]
+    out = {}
+    for mode in modes:
+        m = compute_metrics(val.labels, predict_proba(model, spec.preprocess, val.images, tta=mode).argmax(1),
+                            spec.classes)
+        out[mode] = {"accuracy": m.accuracy, "macro_f1": m.macro_f1, "weighted_f1": m.weighted_f1}
+    return out
+
+
+TTA_ROWS = {"flip": "with flip TTA (mean of the face and its mirror image)",
+            "ten_crop": "with ten-crop TTA (centre and four corner crops, each with its mirror image)"}
+
+
+def _metrics_rows(metrics: dict, tta: dict[str, dict], default: str) -> str:
+    rows = [f"| one pass (the recognition pipeline's default, for speed) | {metrics['accuracy']:.2%} | "
+            f"{metrics['macro_f1']:.3f} | {metrics['weighted_f1']:.3f} |"]
+    for mode, m in tta.items():
+        mark = "**" if mode == default else ""
+        note = "; `emolens evaluate`'s default for this model" if mode == default else f"; `--tta {mode}`"
+        rows.append(f"| {TTA_ROWS[mode]}{note} | {mark}{m['accuracy']:.2%}{mark} | {m['macro_f1']:.3f} | "
+                    f"{m['weighted_f1']:.3f} |")
+    return "\n".join(rows)
 
 
 def _initial_weights(pretrained) -> str:
@@ -76,7 +96,7 @@ def _initial_weights(pretrained) -> str:
 
 
 def bundle(run_dir: str | Path, dest_dir: str | Path, docs_dir: str | Path, name: str, command: str,
-           trained_on: str | None = None, notes: str = "", tta: bool = True, speed: str = "") -> Path:
+           trained_on: str | None = None, notes: str = "", tta: str = "flip", speed: str = "") -> Path:
     """Copy a finished run's weights to ``dest_dir/NAME.safetensors`` (+ spec), write the card ``NAME.md``
     there and its pictures (confusion matrix, curves) to ``docs_dir``."""
     run_dir, dest_dir, docs = Path(run_dir), Path(dest_dir), Path(docs_dir)
@@ -85,9 +105,11 @@ def bundle(run_dir: str | Path, dest_dir: str | Path, docs_dir: str | Path, name
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     spec.name = name
     spec.version = "1"
-    flip = _tta_metrics(model, spec, cfg, metrics["split"])
+    tta = tta_mode(tta)
+    views = _tta_metrics(model, spec, cfg, metrics["split"])
     spec.tta = tta
-    spec.metrics = {**spec.metrics, "tta_accuracy": flip["accuracy"], "tta_macro_f1": flip["macro_f1"]}
+    spec.metrics = {**spec.metrics, **{f"{mode}_accuracy": m["accuracy"] for mode, m in views.items()},
+                    **{f"{mode}_macro_f1": m["macro_f1"] for mode, m in views.items()}}
     weights = save_model(model, spec, dest_dir / f"{name}.safetensors")
     docs.mkdir(parents=True, exist_ok=True)
     for png in ("confusion_matrix.png", "curves.png"):
@@ -116,8 +138,7 @@ def bundle(run_dir: str | Path, dest_dir: str | Path, docs_dir: str | Path, name
 
 | evaluation | accuracy | macro-F1 | weighted-F1 |
 |---|---|---|---|
-| one pass (the recognition pipeline's default, for speed) | {metrics['accuracy']:.2%} | {metrics['macro_f1']:.3f} | {metrics['weighted_f1']:.3f} |
-| with flip TTA (mean of the face and its mirror image; `emolens evaluate`'s default for this model{'' if tta else ' when --tta is given'}) | **{flip['accuracy']:.2%}** | {flip['macro_f1']:.3f} | {flip['weighted_f1']:.3f} |
+{_metrics_rows(metrics, views, tta)}
 
 The tables below are for the one-pass predictions.
 
@@ -130,7 +151,7 @@ Confusion matrix (rows: true class, columns: predicted):
 ![confusion matrix]({os.path.relpath(docs, dest_dir)}/{name}-confusion_matrix.png)
 ![learning curves]({os.path.relpath(docs, dest_dir)}/{name}-curves.png)
 
-Reproduce the numbers (`--no-tta` for the one-pass row): `emolens evaluate --model {name} --data ../shared/data/fer2013{' --ferplus ../shared/data/fer2013/fer2013new.csv' if cfg.get('ferplus') else ''} --split {metrics['split']}`
+Reproduce the numbers (`--no-tta` for the one-pass row, `--tta MODE` for the others): `emolens evaluate --model {name} --data ../shared/data/fer2013{' --ferplus ../shared/data/fer2013/fer2013new.csv' if cfg.get('ferplus') else ''} --split {metrics['split']}`
 
 ## Training
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 from ..cli import key_values, parse_value
@@ -170,8 +168,10 @@ def register(sub) -> None:
     e.add_argument("--ferplus", help="FER+ votes: evaluate against FER+ majority labels")
     e.add_argument("--split", help="Training, PublicTest, PrivateTest, or a folder split (default: a test split)")
     e.add_argument("--classes", help="class subset of the data to evaluate on")
-    e.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="average with horizontally flipped faces (default: the model's own setting)")
+    e.add_argument("--tta", nargs="?", const="flip", default=None, metavar="MODE",
+                   help="test-time augmentation: flip (the default MODE: the face and its mirror image) or "
+                   "ten_crop (five crops and their mirror images); without --tta/--no-tta: the model's own setting")
+    e.add_argument("--no-tta", dest="tta", action="store_const", const="none", help="one pass per face")
     e.add_argument("--backend", default="onnx", choices=["onnx", "torch"])
     e.add_argument("--detect", action="store_true", help="run the full pipeline (detect, align, classify) on "
                    "uncropped images of an image folder")

@@ -50,6 +50,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     soft_label_weight: float = 0.0                  # 0: hard labels; 1: vote distributions only
     teacher: str | None = None                      # distillation: a model whose probabilities are the soft labels
+    teacher_tta: str = "flip"                       # the teacher's test-time augmentation: none, flip, ten_crop
     balance: str = "none"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     mean: float = 0.5
@@ -88,6 +89,13 @@ class TrainConfig:
             raise EmolensError("teacher and ferplus both give soft labels; use one of them")
         if self.teacher and self.soft_label_weight == 0:
             raise EmolensError("teacher needs soft_label_weight above 0 (the share of the teacher in each target)")
+        if self.teacher:
+            from ..models.weights import TTA_MODES, tta_mode
+
+            try:
+                self.teacher_tta = tta_mode(self.teacher_tta)
+            except EmolensError:
+                raise EmolensError(f"unknown teacher_tta {self.teacher_tta!r}; choose one of {', '.join(TTA_MODES)}") from None
         if self.export_checkpoint not in ("best", "last"):
             raise EmolensError(f"export_checkpoint must be best or last, not {self.export_checkpoint!r}")
         if self.epochs < 1 or self.batch_size < 1:

@@ -7,6 +7,7 @@ from pathlib import Path
 from ..data import FaceDataset, load_dataset
 from ..errors import ModelError
 from ..evaluation.metrics import Metrics, compute_metrics
+from ..models.weights import tta_mode
 
 
 def match_classes(ds: FaceDataset, model_classes: list[str], model_name: str) -> FaceDataset:
@@ -22,7 +23,7 @@ def match_classes(ds: FaceDataset, model_classes: list[str], model_name: str) ->
 
 
 def evaluate(model: str = "default", data=(), ferplus=None, split: str | None = None, classes=None,
-             tta: bool | None = None, backend: str = "onnx", detect: bool = False, detector: str | None = None,
+             tta: bool | str | None = None, backend: str = "onnx", detect: bool = False, detector: str | None = None,
              out_dir: str | Path | None = None) -> Metrics:
     from ..runtime import load_classifier
 
@@ -38,7 +39,7 @@ def evaluate(model: str = "default", data=(), ferplus=None, split: str | None = 
         probs = clf.predict_proba(part.images, tta=tta)
         metrics = compute_metrics(part.labels, probs.argmax(1), clf.classes)
         metrics.extra = {"model": clf.name, "split": part.split_names[0] if len(part) else split,
-                         "tta": clf.spec.tta if tta is None else tta}
+                         "tta": tta_mode(clf.spec.tta if tta is None else tta)}
     if out_dir:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -74,7 +74,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     if cfg.teacher:
         from .distill import with_teacher_labels
 
-        train_ds = with_teacher_labels(train_ds, cfg.teacher)
+        train_ds = with_teacher_labels(train_ds, cfg.teacher, cfg.teacher_tta)
     balanced = balance(train_ds, cfg.balance, seed=cfg.seed)
     print(balanced.describe())
     print(f"train {len(balanced.dataset)} rows, validation {len(val_ds)} rows, classes {', '.join(train_ds.class_names)}")

@@ -1,4 +1,4 @@
-"""Class probabilities for arrays of face crops with a torch model, batched, optional flip TTA."""
+"""Class probabilities for arrays of face crops with a torch model, batched, optional test-time augmentation."""
 
 from __future__ import annotations
 
@@ -10,16 +10,14 @@ from ..models.weights import Preprocess
 
 @torch.no_grad()
 def predict_proba(model: torch.nn.Module, preprocess: Preprocess, faces: np.ndarray, batch_size: int = 512,
-                  tta: bool = False) -> np.ndarray:
-    """Probabilities (N, C) for uint8 faces (N, H, W) already at the model's input size."""
+                  tta: bool | str = False) -> np.ndarray:
+    """Probabilities (N, C) for uint8 faces (N, H, W) already at the model's input size; ``tta``:
+    none, flip or ten_crop (see :meth:`Preprocess.views`)."""
     model.eval()
     out = []
     for start in range(0, len(faces), batch_size):
-        x = torch.from_numpy(preprocess.normalise(faces[start:start + batch_size]))
-        logits = model(x).float()
-        probs = logits.softmax(1)
-        if tta:
-            probs = (probs + model(torch.flip(x, dims=[3])).float().softmax(1)) / 2
+        views = preprocess.views(faces[start:start + batch_size], tta)
+        probs = sum(model(torch.from_numpy(x)).float().softmax(1) for x in views) / len(views)
         out.append(probs.numpy())
     if not out:
         return np.zeros((0, 0), dtype=np.float32)

@@ -209,17 +209,20 @@ def build_soft_vote(members: Sequence[tuple[nn.Module, "ModelSpec"]], weights: S
     for target, (model, _) in zip(module.members, members):
         target.load_state_dict(model.state_dict())
     module.eval()
-    # the ensemble takes the whole face (no crop); each member crops its own input inside the graph
+    # members that share one crop side see that crop of the face (so crop TTA works on the ensemble);
+    # otherwise the ensemble takes the whole face and each member crops its centre inside the graph
+    crops = {spec.preprocess.crop for _, spec in members}
     spec = ModelSpec(name=name, arch="ensemble", classes=classes,
                      preprocess=Preprocess(input_size=pre.input_size, channels=pre.channels, mean=pre.mean,
-                                           std=pre.std), options=options)
+                                           std=pre.std, crop=crops.pop() if len(crops) == 1 else 0),
+                     options=options)
     return module, spec
 
 
 def _cache_key(spec: EnsembleSpec, files: Sequence[Path]) -> str:
     from .weights import sha256_of
 
-    h = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode())
+    h = hashlib.sha256(b"2" + json.dumps(spec.to_dict(), sort_keys=True).encode())  # 2: shared crops
     for f in files:
         h.update(sha256_of(f).encode())
     return h.hexdigest()[:24]

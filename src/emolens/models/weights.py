@@ -42,16 +42,50 @@ class Preprocess:
         """Side of the tensor the network takes."""
         return self.crop if 0 < self.crop < self.input_size else self.input_size
 
-    def normalise(self, faces: np.ndarray) -> np.ndarray:
-        """uint8 faces (N, H, W) at ``input_size`` -> float32 (N, C, S, S), S = :attr:`model_size`."""
+    def normalise(self, faces: np.ndarray, at: tuple[int, int] | None = None) -> np.ndarray:
+        """uint8 faces (N, H, W) at ``input_size`` -> float32 (N, C, S, S), S = :attr:`model_size`;
+        the crop is centred unless ``at`` gives its (top, left) corner."""
         side = self.model_size
         if side != faces.shape[-1]:
-            top = (faces.shape[-2] - side) // 2
-            left = (faces.shape[-1] - side) // 2
+            top, left = at or ((faces.shape[-2] - side) // 2, (faces.shape[-1] - side) // 2)
             faces = faces[:, top:top + side, left:left + side]
         x = (faces.astype(np.float32) / 255.0 - self.mean) / self.std
         x = x[:, None]
         return np.repeat(x, self.channels, axis=1) if self.channels > 1 else x
+
+    def views(self, faces: np.ndarray, tta: bool | str | None = None) -> list[np.ndarray]:
+        """The normalised inputs whose probabilities test-time augmentation averages: the centre
+        crop alone (``none``); with its mirror image (``flip``); or the centre and the four corner
+        crops, each with its mirror image (``ten_crop``, for models trained on random crops)."""
+        mode = tta_mode(tta)
+        if mode == "ten_crop":
+            margin = self.input_size - self.model_size
+            if margin <= 0:
+                raise ModelError("ten-crop TTA needs a model that sees crops of its input face (preprocess.crop); "
+                                 "this one sees the whole face: use flip")
+            corners = [(margin // 2, margin // 2), (0, 0), (0, margin), (margin, 0), (margin, margin)]
+        else:
+            corners = [None]
+        out = []
+        for at in corners:
+            x = self.normalise(faces, at)
+            out += [x] if mode == "none" else [x, np.ascontiguousarray(x[..., ::-1])]
+        return out
+
+
+TTA_MODES = ("none", "flip", "ten_crop")
+
+
+def tta_mode(value: bool | str | None) -> str:
+    """``none``, ``flip`` or ``ten_crop`` from a mode name or a flag (False/None: none, True: flip)."""
+    if value is None or value is False:
+        return "none"
+    if value is True:
+        return "flip"
+    mode = str(value).strip().lower().replace("-", "_")
+    if mode not in TTA_MODES:
+        raise ModelError(f"unknown test-time augmentation {value!r}; choose one of {', '.join(TTA_MODES)}")
+    return mode
 
 
 @dataclass
@@ -64,7 +98,7 @@ class ModelSpec:
     version: str = "0"
     sha256: str = ""
     metrics: dict = field(default_factory=dict)
-    tta: bool = False  # evaluate averages with mirrored faces by default (the card says which numbers use it)
+    tta: bool | str = False  # evaluate's default test-time augmentation (none, flip, ten_crop; True: flip)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelSpec":

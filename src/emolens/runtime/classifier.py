@@ -17,6 +17,7 @@ from ..models.weights import ModelSpec, load_model
 from .resolve import resolve_weights
 
 BACKENDS = ("onnx", "torch")
+FACES_PER_CALL = 256  # faces per call of the network (x 10 views at most)
 
 
 class Classifier:
@@ -40,11 +41,10 @@ class Classifier:
     def logits(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def predict_proba(self, faces: np.ndarray, tta: bool | None = None) -> np.ndarray:
-        """Probabilities (N, C) for uint8 faces (N, H, W); ``tta`` averages with the mirrored faces
-        (None: the model spec's default)."""
-        if tta is None:
-            tta = self.spec.tta
+    def predict_proba(self, faces: np.ndarray, tta: bool | str | None = None) -> np.ndarray:
+        """Probabilities (N, C) for uint8 faces (N, H, W); ``tta`` averages over views of each face:
+        ``flip`` (or True) the face and its mirror image, ``ten_crop`` five crops and their mirror
+        images, ``none`` (or False) one pass; None: the model spec's default."""
         faces = np.asarray(faces)
         if faces.ndim == 2:
             faces = faces[None]
@@ -53,11 +53,13 @@ class Classifier:
         side = self.input_size
         if faces.shape[1:] != (side, side):
             raise ModelError(f"{self.name}: faces must be {side}x{side}, got {faces.shape[1]}x{faces.shape[2]}")
-        x = self.spec.preprocess.normalise(faces)
-        probs = _softmax(self.logits(x))
-        if tta:
-            probs = (probs + _softmax(self.logits(np.ascontiguousarray(x[..., ::-1])))) / 2
-        return probs
+        tta = self.spec.tta if tta is None else tta
+        parts = []
+        for start in range(0, len(faces), FACES_PER_CALL):  # bounded memory for large arrays and ten crops
+            views = self.spec.preprocess.views(faces[start:start + FACES_PER_CALL], tta)
+            probs = _softmax(self.logits(np.concatenate(views) if len(views) > 1 else views[0]))
+            parts.append(probs.reshape(len(views), -1, probs.shape[1]).mean(0))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -110,7 +112,7 @@ class OnnxClassifier(Classifier):
         from ..data.cache import cache_dir
 
         model, self.spec = load_model(weights)
-        cached = cache_dir() / "onnx" / f"{self.spec.sha256 or weights.stem}.onnx"
+        cached = cache_dir() / "onnx" / f"{self.spec.sha256 or weights.stem}-{self.spec.preprocess.model_size}.onnx"
         if cached.exists():
             data = cached.read_bytes()
         else:

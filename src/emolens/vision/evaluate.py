@@ -11,6 +11,7 @@ import numpy as np
 
 from ..classes import canonical_name
 from ..errors import DataError, EmolensError, ModelError
+from ..models.weights import tta_mode
 from .images import IMAGE_EXTENSIONS, read_image
 
 #: Images whose faces are classified together.
@@ -67,7 +68,7 @@ def find_labelled_images(root: str | Path, split: str | None = None) -> list[Lab
     return items
 
 
-def evaluate_detect(clf, data, detector: str | None = None, split: str | None = None, tta: bool | None = None,
+def evaluate_detect(clf, data, detector: str | None = None, split: str | None = None, tta: bool | str | None = None,
                     margin: float | None = None, progress: bool = True):
     """Detect, align and classify every image of the folder(s) ``data``; returns Metrics.
 
@@ -116,7 +117,7 @@ def evaluate_detect(clf, data, detector: str | None = None, split: str | None = 
     n = len(y_true)
     no_face = int(sum(p < 0 for p in y_pred))
     metrics.extra = {"model": clf.name, "detector": det.name, "split": split,
-                     "tta": clf.spec.tta if tta is None else tta,
+                     "tta": tta_mode(clf.spec.tta if tta is None else tta),
                      "detection_rate": (n - no_face) / n, "n_images": n, "n_no_face": no_face,
                      "n_unreadable": unreadable}
     return metrics

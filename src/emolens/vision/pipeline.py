@@ -18,9 +18,9 @@ from .results import FaceResult, FrameResult
 class Pipeline:
     """A face detector and a classifier (``emolens.runtime.Classifier``) joined by the alignment step.
 
-    ``tta``: average with mirrored faces; None follows the model spec's default."""
+    ``tta``: test-time augmentation (none, flip or ten_crop; True: flip); None follows the model spec."""
 
-    def __init__(self, detector: FaceDetector, classifier, margin: float = DEFAULT_MARGIN, tta: bool | None = None):
+    def __init__(self, detector: FaceDetector, classifier, margin: float = DEFAULT_MARGIN, tta: bool | str | None = None):
         self.detector = detector
         self.classifier = classifier
         self.margin = margin
