@@ -89,7 +89,9 @@ def test_killed_run_resumes_from_checkpoint(data_csv, tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     last = tmp_path / "r" / "checkpoints" / "last.ckpt"
     deadline = time.time() + 120
-    while time.time() < deadline and not (last.exists() and len(_epochs_logged_safe(tmp_path / "r")) >= 2):
+    # three epochs logged: epoch 1's checkpoint is surely written (an epoch's metrics are logged just
+    # before its checkpoint, so waiting for two would race the writer)
+    while time.time() < deadline and not (last.exists() and len(_epochs_logged_safe(tmp_path / "r")) >= 3):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -140,6 +142,31 @@ def test_bad_config_key_is_clear(tmp_path, capsys):
     assert "unknown config key(s) epoch" in capsys.readouterr().err
 
 
+def test_bad_precision_is_clear(data_csv, tmp_path, capsys):
+    assert main(["train", "--data", str(data_csv), *TINY, "--precision", "fp8", "--out", str(tmp_path)]) == 2
+    assert "unknown precision 'fp8'" in capsys.readouterr().err
+
+
+def test_auto_precision_takes_bfloat16_only_where_the_cpu_has_it():
+    """Emulated bfloat16 on an AVX2-only CPU is many times slower than float32: auto must avoid it."""
+    from emolens.engine.config import resolve_precision
+
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert resolve_precision("auto", "cpu") == ("bf16-mixed" if native else "32")
+    assert resolve_precision("16-mixed", "cpu") == "16-mixed"     # an explicit choice is kept
+
+
+def test_auto_precision_is_resolved_in_the_run_config(data_csv, tmp_path):
+    import yaml
+
+    from emolens.engine.config import resolve_precision
+
+    assert main(["train", "--data", str(data_csv), *TINY, "--epochs", "1", "--batch-size", "64", "--threads", "1",
+                 "--set", "limit_train_batches=1", "--out", str(tmp_path), "--name", "auto", "--no-progress"]) == 0
+    saved = yaml.safe_load((tmp_path / "auto" / "config.yaml").read_text())
+    assert saved["precision"] == resolve_precision("auto", "cpu") != "auto"
+
+
 def test_last_checkpoint_follows_every_epoch(data_csv, tmp_path):
     """With a frozen model (lr 0) validation never improves; last.ckpt must still be the final epoch."""
     import torch
@@ -168,6 +195,11 @@ def test_distillation_uses_the_teachers_probabilities_as_soft_labels(data_csv, t
             "--out", str(tmp_path), "--no-progress", "--threads", "1"]
     assert main([*base, "--name", "kd", "--teacher", str(tiny_model), "--soft-label-weight", "0.7"]) == 0
     assert "agrees with the labels on" in capsys.readouterr().out
+    from emolens.engine.card import bundle
+
+    bundle(tmp_path / "kd", tmp_path / "pkg", tmp_path / "docs", "kd", "emolens train ...", "test box")
+    card = (tmp_path / "pkg" / "kd.md").read_text()
+    assert f"- teacher (knowledge distillation): `{tiny_model}`, its flip probabilities on the training faces, 0.7 of each target" in card
     assert main([*base, "--name", "no_weight", "--teacher", str(tiny_model)]) == 2
     assert "teacher needs soft_label_weight above 0" in capsys.readouterr().err
     other = make_tiny_model(tmp_path / "five.safetensors", classes=("angry", "happy", "sad", "surprise", "neutral"))

@@ -95,6 +95,13 @@ def _initial_weights(pretrained) -> str:
     return f"`{pretrained}`"
 
 
+def _teacher_line(cfg: dict) -> str:
+    if not cfg.get("teacher"):
+        return ""
+    return (f"\n- teacher (knowledge distillation): `{cfg['teacher']}`, its {cfg.get('teacher_tta', 'flip')} "
+            f"probabilities on the training faces, {cfg.get('soft_label_weight', 0)} of each target")
+
+
 def bundle(run_dir: str | Path, dest_dir: str | Path, docs_dir: str | Path, name: str, command: str,
            trained_on: str | None = None, notes: str = "", tta: str = "flip", speed: str = "") -> Path:
     """Copy a finished run's weights to ``dest_dir/NAME.safetensors`` (+ spec), write the card ``NAME.md``
@@ -156,7 +163,7 @@ Reproduce the numbers (`--no-tta` for the one-pass row, `--tta MODE` for the oth
 ## Training
 
 - command: `{command}`
-- initial weights: {_initial_weights(cfg.get('pretrained'))}
+- initial weights: {_initial_weights(cfg.get('pretrained'))}{_teacher_line(cfg)}
 - epochs: {metrics.get('epochs')} ({cfg['optimizer']}, lr {cfg['lr']}, {cfg['schedule']} schedule, batch {cfg['batch_size']}, label smoothing {cfg['label_smoothing']}, soft-label weight {cfg.get('soft_label_weight', 0)}, balance {cfg['balance']}, {cfg['precision']})
 - augmentation: {', '.join(f'{k} {v}' for k, v in cfg['augment'].items())}
 - wall time: {hours:.2f} h

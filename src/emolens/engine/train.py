@@ -17,7 +17,7 @@ from ..errors import EmolensError
 from ..models.registry import count_parameters, create_model, model_info
 from ..models.weights import ModelSpec, Preprocess, save_model
 from .callbacks import AtomicCheckpointIO, TimeKeeper, read_seconds, remove_partial_writes
-from .config import TrainConfig
+from .config import TrainConfig, resolve_precision
 from .module import FERModule
 from .report import write_report
 
@@ -57,6 +57,7 @@ def prepare_data(cfg: TrainConfig) -> tuple[FaceDataset, FaceDataset]:
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
     cfg.validate()
+    cfg.precision = resolve_precision(cfg.precision, cfg.accelerator)  # recorded resolved in config.yaml
     run_dir = cfg.run_dir
     last = run_dir / "checkpoints" / "last.ckpt"
     if resume:

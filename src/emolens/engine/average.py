@@ -1,0 +1,127 @@
+"""Weight averaging: one network whose weights are the mean of several (``emolens average``).
+
+Averaging the weights of networks that share an architecture and a starting point (fine-tuned
+from the same weights, or checkpoints along one run's last epochs) gives one model that often
+beats each of them, at the cost of one network at inference time, unlike an ensemble: the
+"model soup" of Wortsman et al. 2022 (https://arxiv.org/abs/2203.05482) and the stochastic
+weight averaging of Izmailov et al. 2018 (https://arxiv.org/abs/1803.05407).
+
+Members are model files (a bundled name or ``NAME.safetensors`` with its spec) or a training
+run's Lightning checkpoints (``RUN/checkpoints/last.ckpt``, or any ``RUN/<folder>/*.ckpt``),
+which take their architecture from the run's exported spec (``RUN/model/*.json``). The mean of
+batch-norm layers' running statistics is not the statistics of the mean network, so they are
+measured again on training faces (:func:`recalibrate_batchnorm`) when data is given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ModelError
+from ..models.registry import create_model
+from ..models.weights import ModelSpec, load_model, read_spec
+
+
+def load_member(path: str) -> tuple[dict[str, torch.Tensor], ModelSpec]:
+    """The state dict and spec of one member: a model file / bundled name, or a run's checkpoint."""
+    if str(path).endswith(".ckpt"):
+        ckpt = Path(path)
+        if not ckpt.exists():
+            raise ModelError(f"{ckpt}: no such checkpoint")
+        specs = sorted((ckpt.parent.parent / "model").glob("*.json"))
+        if not specs:
+            raise ModelError(f"{ckpt}: no exported model spec in {ckpt.parent.parent / 'model'} to rebuild the "
+                             "network from (a checkpoint is averaged once its run has finished)")
+        spec = read_spec(specs[0])
+        try:
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+        except Exception as e:  # a truncated file, not a Lightning checkpoint, ...
+            raise ModelError(f"{ckpt}: not a readable training checkpoint ({type(e).__name__}: {e})") from None
+        return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}, spec
+    from ..runtime.resolve import resolve_weights
+
+    model, spec = load_model(resolve_weights(path))
+    return model.state_dict(), spec
+
+
+def average_states(states: Sequence[dict[str, torch.Tensor]], weights: Sequence[float] | None = None,
+                   names: Sequence[str] = ()) -> dict[str, torch.Tensor]:
+    """The weighted mean of state dicts with the same keys and shapes (integer buffers, such as
+    batch norm's step counter, are taken from the first)."""
+    if not states:
+        raise ModelError("averaging needs at least one model")
+    names = list(names) or [f"member {i + 1}" for i in range(len(states))]
+    w = np.ones(len(states)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if len(w) != len(states) or (w < 0).any() or w.sum() <= 0:
+        raise ModelError("averaging needs one non-negative weight per model, not all zero")
+    w = w / w.sum()
+    first = states[0]
+    out = {}
+    for name, state in zip(names[1:], states[1:]):
+        if set(state) != set(first):
+            missing = sorted(set(first) ^ set(state))[:3]
+            raise ModelError(f"{name}: its layers differ from {names[0]}'s ({', '.join(missing)} ...): only "
+                             "networks of one architecture can be averaged")
+    for key, ref in first.items():
+        for name, state in zip(names[1:], states[1:]):
+            if state[key].shape != ref.shape:
+                raise ModelError(f"{name}: {key} has shape {tuple(state[key].shape)}, {names[0]} has "
+                                 f"{tuple(ref.shape)}: only networks of one architecture can be averaged")
+        if not ref.is_floating_point():
+            out[key] = ref.clone()
+            continue
+        out[key] = sum(float(wi) * s[key].double() for wi, s in zip(w, states)).to(ref.dtype)
+    return out
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, spec: ModelSpec, faces: np.ndarray, batch_size: int = 256) -> int:
+    """Measure every batch-norm layer's running mean and variance again, as the cumulative average
+    over ``faces`` (uint8, at the spec's input size, centre crop as at inference); returns the number
+    of layers reset (0: the model has none, nothing to do)."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms or len(faces) == 0:
+        return 0
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch counts the same
+    model.eval()  # dropout stays off: the statistics are those of the network as it predicts
+    for m in norms:
+        m.train()
+    for start in range(0, len(faces), batch_size):
+        model(torch.from_numpy(spec.preprocess.normalise(faces[start:start + batch_size])))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.eval()
+    return len(norms)
+
+
+def average_models(members: Sequence[str], weights: Sequence[float] | None = None,
+                   bn_faces: np.ndarray | None = None, name: str = "averaged") -> tuple[nn.Module, ModelSpec]:
+    """One model whose weights are the (weighted) mean of ``members``' (see the module docstring)."""
+    loaded = [load_member(m) for m in members]
+    first = loaded[0][1]
+    for member, (_, spec) in zip(members[1:], loaded[1:]):
+        for what in ("arch", "options", "classes", "preprocess"):
+            if getattr(spec, what) != getattr(first, what):
+                raise ModelError(f"{member}: its {what} ({getattr(spec, what)}) differs from {members[0]}'s "
+                                 f"({getattr(first, what)}): only networks of one architecture, class set and "
+                                 "preprocessing can be averaged")
+    state = average_states([s for s, _ in loaded], weights, names=members)
+    model = create_model(first.arch, num_classes=len(first.classes), **first.options)
+    model.load_state_dict(state, strict=True)
+    if bn_faces is not None:
+        if bn_faces.shape[-1] != first.preprocess.input_size:
+            raise ModelError(f"the batch-norm faces are {bn_faces.shape[-1]} px; the models take "
+                             f"{first.preprocess.input_size} px faces")
+        recalibrate_batchnorm(model, first, bn_faces)
+    model.eval()
+    spec = ModelSpec(name=name, arch=first.arch, classes=list(first.classes), preprocess=first.preprocess,
+                     options=dict(first.options), tta=first.tta)
+    return model, spec
