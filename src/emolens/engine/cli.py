@@ -89,13 +89,13 @@ def cmd_average(args) -> int:
 
     if args.weights and len(args.weights) != len(args.members):
         raise EmolensError(f"--weights: {len(args.weights)} weights for {len(args.members)} models")
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        raise EmolensError(f"--out {out}: give a .safetensors path (the spec is written beside it)")
     faces = None
     if args.data:
         faces = load_dataset(args.data).split(args.split).images
         print(f"batch-norm statistics from {len(faces):,} faces of {args.split}")
-    out = Path(args.out)
-    if out.suffix != ".safetensors":
-        raise EmolensError(f"--out {out}: give a .safetensors path (the spec is written beside it)")
     model, spec = average_models(args.members, args.weights, faces, name=args.name or out.stem)
     weights = save_model(model, spec, out)
     print(f"averaged {len(args.members)} models into {weights}")

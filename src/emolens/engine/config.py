@@ -27,8 +27,11 @@ def read_yaml_mapping(path: str | Path, kind: str) -> dict:
     if not isinstance(raw, dict):
         raise EmolensError(f"{path}: a {kind} must be a mapping of keys to values")
     return raw
+
+
 SCHEDULES = ("none", "plateau", "cosine", "onecycle")
 PRECISIONS = ("auto", "32", "32-true", "64", "64-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true")
+ADVERSARIAL_NORMS = ("l2", "inf", "sign")
 
 
 def resolve_precision(precision: str, accelerator: str = "auto") -> str:
@@ -44,7 +47,6 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     return "bf16-mixed" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "32"
-ADVERSARIAL_NORMS = ("l2", "inf", "sign")
 
 
 @dataclass
