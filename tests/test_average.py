@@ -79,6 +79,7 @@ def test_cli_averages_a_runs_checkpoints_and_evaluates(tmp_path, capsys):
     assert "batch-norm statistics from 105 faces of Training" in capsys.readouterr().out
     assert not torch.allclose(load_model(recal)[0](x), load_model(exported)[0](x), atol=1e-5)
     assert main(["evaluate", "--model", str(recal), "--data", str(data), "--split", "PublicTest"]) == 0
+    _check_record_and_card(tmp_path, run, recal, data)
     # bad input: one line naming the problem
     for argv, message in [
         (["average", str(tmp_path / "gone.ckpt"), "--out", str(soup)], "gone.ckpt: no such checkpoint"),
@@ -88,3 +89,38 @@ def test_cli_averages_a_runs_checkpoints_and_evaluates(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def _check_record_and_card(tmp_path, run, soup, data):
+    """The record beside an average names its members and how they were trained; bundling it writes a
+    card with the model's measured numbers and that member list."""
+    import json
+
+    from emolens.engine.average import read_record
+    from emolens.engine.card import bundle_average
+    from emolens.evaluation.metrics import compute_metrics
+    from emolens.evaluation.predict import predict_proba
+
+    record = read_record(soup)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert record["command"] == f"emolens average {run / 'checkpoints' / 'last.ckpt'} --out {soup} --data {data} --split Training"
+    assert [m["model"] for m in record["members"]] == [str(run / "checkpoints" / "last.ckpt")]
+    made = record["members"][0]["made"]
+    assert made.startswith("checkpoint last.ckpt of run `run`: vgg_fer, from random weights, 2 epochs") and "seed 0" in made
+    assert record["batchnorm"] == {"data": [str(data)], "split": "Training", "faces": 105}
+    assert record["train_seconds"] == metrics["train_seconds"] > 0
+
+    weights = bundle_average(soup, tmp_path / "pkg", tmp_path / "docs", "souped", [str(data)], "PublicTest",
+                             trained_on="test box", version="2", selection="split `PublicTest` chose nothing")
+    model, spec = load_model(weights)  # checksum verified on load
+    from emolens.data import load_dataset
+
+    val = load_dataset([str(data)]).split("PublicTest")
+    expected = compute_metrics(val.labels, predict_proba(model, spec.preprocess, val.images).argmax(1), spec.classes)
+    card = (tmp_path / "pkg" / "souped.md").read_text()
+    assert spec.name == "souped" and spec.version == "2" and spec.metrics["accuracy"] == expected.accuracy
+    assert f"| one pass (the recognition pipeline's default, for speed) | {expected.accuracy:.2%} |" in card
+    assert "the weighted mean of 1 networks" in card and f"1. `{run / 'checkpoints' / 'last.ckpt'}` (weight 1): {made}" in card
+    assert "- split `PublicTest` chose nothing" in card and "- hardware: test box" in card
+    assert (tmp_path / "docs" / "souped-confusion_matrix.png").stat().st_size > 0
+    assert "learning curves" not in card

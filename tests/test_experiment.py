@@ -33,6 +33,7 @@ def _experiment(tmp_path, data_csv, **extra) -> str:
         "runs": [
             {"label": "adv", "balance": "class_weights", "adversarial_multiplier": 0.3, "adversarial_step": 0.01},
             {"label": "vote", "kind": "ensemble", "members": ["none", "adv"]},
+            {"label": "soup", "kind": "average", "members": ["none", "oversample"]},
         ],
         "schedule": {"epochs": 1, "limit_train_batches": 5, "max_train_rows": 140, "max_val_rows": 42},
         **extra,
@@ -50,12 +51,13 @@ def test_experiment_runs_grid_ensemble_and_writes_table(tmp_path, data_csv, caps
     assert "| model | method | data | validation accuracy | macro-F1 | time |" in table
     assert "**Shortened schedule**" in table and "1 epoch(s) per run" in table
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert len(rows) == 4
+    assert len(rows) == 5
     assert "random over-sampling" in rows[1] and "class weights, adversarial reg. x0.3, step 0.01" in rows[2]
     assert rows[3].startswith("| ensemble of none, adv | soft vote")
+    assert rows[4].startswith("| weight average of none, oversample | mean of the members' weights")
     assert "140 of 280 Training rows, 42 of 70 PublicTest rows (stratified)" in rows[0]
     results = json.loads((tmp_path / "runs" / "results.json").read_text())
-    assert [r["status"] for r in results["runs"]] == ["ok"] * 4
+    assert [r["status"] for r in results["runs"]] == ["ok"] * 5
     for r in results["runs"]:
         assert 0 <= r["accuracy"] <= 1 and r["n_val"] == 42
     for label in ("none", "oversample", "adv"):  # each run keeps its own full report
@@ -66,6 +68,7 @@ def test_experiment_runs_grid_ensemble_and_writes_table(tmp_path, data_csv, caps
     spec = yaml.safe_load((tmp_path / "runs" / "vote" / "vote.ensemble.yaml").read_text())
     assert [m["model"] for m in spec["members"]] == ["../none/model/none.safetensors", "../adv/model/adv.safetensors"]
     assert sum(m["weight"] for m in spec["members"]) == pytest.approx(1.0, abs=1e-4)
+    _check_soup(tmp_path / "runs", results["runs"][4])
 
     # a second invocation finds the finished runs and only rewrites the table
     capsys.readouterr()
@@ -73,16 +76,43 @@ def test_experiment_runs_grid_ensemble_and_writes_table(tmp_path, data_csv, caps
     assert "already done" in capsys.readouterr().out
 
 
+def _check_soup(runs, row):
+    """The average row: one network, its record naming the members, its numbers those of its weights."""
+    import numpy as np
+
+    from emolens.data import load_dataset
+    from emolens.engine.average import read_record
+    from emolens.evaluation.predict import predict_proba
+    from emolens.models.weights import load_model
+
+    weights = runs / "soup" / "soup.safetensors"
+    assert row["weights"] == str(weights)
+    record = read_record(weights)
+    assert [m["model"] for m in record["members"]] == [str(runs / x / "model" / f"{x}.safetensors")
+                                                       for x in ("none", "oversample")]
+    assert record["batchnorm"]["split"] == "Training" and record["batchnorm"]["faces"] == 140
+    model, spec = load_model(weights)
+    val = load_dataset(record["batchnorm"]["data"]).split("PublicTest")  # the shortened schedule's subset
+    predicted = predict_proba(model, spec.preprocess, val.images).argmax(1)
+    metrics = json.loads((runs / "soup" / "metrics.json").read_text())
+    assert metrics["n"] == len(val) == 42
+    assert metrics["accuracy"] == pytest.approx(row["accuracy"]) == pytest.approx(np.mean(predicted == val.labels))
+
+
 def test_dry_run_and_bad_configs(tmp_path, data_csv, capsys):
     path = _experiment(tmp_path, data_csv)
     assert main(["experiment", path, "--dry-run", "--epochs", "7"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert [r["label"] for r in out["runs"]] == ["none", "oversample", "adv", "vote"]
+    assert [r["label"] for r in out["runs"]] == ["none", "oversample", "adv", "vote", "soup"]
     assert out["schedule"].startswith("7 epoch(s) per run")
     with pytest.raises(EmolensError, match="unknown config key"):
         load_experiment(_experiment(tmp_path, data_csv, runs=[{"label": "x", "epochz": 3}]))
     with pytest.raises(EmolensError, match="needs at least two members"):
         load_experiment(_experiment(tmp_path, data_csv, runs=[{"label": "v", "kind": "ensemble", "members": ["none"]}]))
+    with pytest.raises(EmolensError, match="average s needs at least two members among the runs listed before it; "
+                                           "not found: later"):
+        load_experiment(_experiment(tmp_path, data_csv, runs=[{"label": "s", "kind": "average",
+                                                               "members": ["none", "later"]}, {"label": "later"}]))
     with pytest.raises(EmolensError, match="unique"):
         load_experiment(_experiment(tmp_path, data_csv, runs=[{"label": "none"}]))
 

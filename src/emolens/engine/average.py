@@ -125,3 +125,107 @@ def average_models(members: Sequence[str], weights: Sequence[float] | None = Non
     spec = ModelSpec(name=name, arch=first.arch, classes=list(first.classes), preprocess=first.preprocess,
                      options=dict(first.options), tta=first.tta)
     return model, spec
+
+
+#: Beside an averaged ``NAME.safetensors``: how it was made (members, weights, batch-norm faces, command).
+RECORD_SUFFIX = ".average.yaml"
+
+
+def record_path(weights: str | Path) -> Path:
+    weights = Path(weights)
+    return weights.with_name(weights.stem + RECORD_SUFFIX)
+
+
+def write_record(weights: str | Path, members: Sequence[str], weights_used: Sequence[float] | None,
+                 bn_data: Sequence[str] | None, bn_split: str, bn_faces: int, command: str) -> Path:
+    """Write the averaging record beside ``weights`` (atomically), with one line per member on how it was trained."""
+    import yaml
+
+    from ..models.weights import atomic_write_bytes
+
+    record = {
+        "command": command,
+        "members": [{"model": str(m), "weight": float(w), "made": describe_member(m)}
+                    for m, w in zip(members, weights_used or [1.0] * len(members))],
+        "batchnorm": {"data": list(bn_data or []), "split": bn_split if bn_data else None, "faces": int(bn_faces)},
+        "train_seconds": member_seconds(members),
+    }
+    path = record_path(weights)
+    atomic_write_bytes(path, yaml.safe_dump(record, sort_keys=False, allow_unicode=True).encode())
+    return path
+
+
+def read_record(weights: str | Path) -> dict:
+    import yaml
+
+    path = record_path(weights)
+    if not path.exists():
+        raise ModelError(f"{weights}: no averaging record beside it ({path.name}); it is written by emolens average")
+    return yaml.safe_load(path.read_text())
+
+
+def _member_run(member: str) -> Path | None:
+    """The training run folder a member came from (a checkpoint's or an exported model's), if any."""
+    path = Path(member)
+    run = path.parent.parent
+    return run if path.suffix in (".ckpt", ".safetensors") and (run / "config.yaml").exists() else None
+
+
+def _run_summary(run: Path) -> str:
+    import json
+
+    import yaml
+
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    parts = [f"run `{cfg.get('name', run.name)}`: {cfg.get('model')}",
+             f"from {cfg['pretrained']}" if cfg.get("pretrained") else "from random weights",
+             f"{cfg.get('epochs')} epochs, {cfg.get('optimizer')} lr {cfg.get('lr')} {cfg.get('schedule')}",
+             f"label smoothing {cfg.get('label_smoothing')}"]
+    if cfg.get("teacher"):
+        parts.append(f"teacher {cfg['teacher']} ({cfg.get('teacher_tta', 'flip')}) x {cfg.get('soft_label_weight')}")
+    parts.append(f"seed {cfg.get('seed')}")
+    metrics = run / "metrics.json"
+    if metrics.exists():
+        m = json.loads(metrics.read_text())
+        parts.append(f"{m.get('train_seconds', 0) / 3600:.2f} h; {m.get('split')} one pass {m['accuracy']:.2%}")
+    return ", ".join(parts)
+
+
+def describe_member(member: str) -> str:
+    """One line on how a member was trained: its run's settings, its own averaging record, or its bundled card."""
+    from ..weights import bundled_path
+
+    run = _member_run(member)
+    if run is not None:
+        what = f"checkpoint {Path(member).name} of " if str(member).endswith(".ckpt") else ""
+        return what + _run_summary(run)
+    if record_path(member).exists():
+        inner = read_record(member)
+        return "itself the mean of: " + "; ".join(f"{m['model']} ({m['made']})" for m in inner["members"])
+    bundled = bundled_path(str(member))
+    if bundled is not None:
+        from ..models.weights import read_spec
+
+        spec = read_spec(bundled)
+        return f"the bundled `{member}` model, version {spec.version}, sha256 {spec.sha256[:12]}"
+    return f"the model file {member}"
+
+
+def member_seconds(members: Sequence[str]) -> float:
+    """Training wall time of the members' runs, each run counted once (nested averages included)."""
+    import json
+
+    runs: set[Path] = set()
+
+    def collect(member: str) -> None:
+        run = _member_run(member)
+        if run is not None:
+            runs.add(run.resolve())
+        elif record_path(member).exists():
+            for m in read_record(member)["members"]:
+                collect(m["model"])
+
+    for m in members:
+        collect(m)
+    return round(sum(json.loads((r / "metrics.json").read_text()).get("train_seconds", 0)
+                     for r in runs if (r / "metrics.json").exists()), 1)

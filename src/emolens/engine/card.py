@@ -106,24 +106,83 @@ def bundle(run_dir: str | Path, dest_dir: str | Path, docs_dir: str | Path, name
            trained_on: str | None = None, notes: str = "", tta: str = "flip", speed: str = "") -> Path:
     """Copy a finished run's weights to ``dest_dir/NAME.safetensors`` (+ spec), write the card ``NAME.md``
     there and its pictures (confusion matrix, curves) to ``docs_dir``."""
-    run_dir, dest_dir, docs = Path(run_dir), Path(dest_dir), Path(docs_dir)
+    run_dir, docs = Path(run_dir), Path(docs_dir)
     model, spec = load_model(next((run_dir / "model").glob("*.safetensors")))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    docs.mkdir(parents=True, exist_ok=True)
+    for png in ("confusion_matrix.png", "curves.png"):
+        if (run_dir / png).exists():
+            shutil.copyfile(run_dir / png, docs / f"{name}-{png}")
+    exported = ("exported: the last epoch; split `" + metrics['split'] + "` was only reported on, never used to choose"
+                if cfg.get('export_checkpoint') == 'last' else
+                "model selection (best epoch): split `" + metrics['split'] + "`; nothing else was tuned on it")
+    training = f"""- command: `{command}`
+- initial weights: {_initial_weights(cfg.get('pretrained'))}{_teacher_line(cfg)}
+- epochs: {metrics.get('epochs')} ({cfg['optimizer']}, lr {cfg['lr']}, {cfg['schedule']} schedule, batch {cfg['batch_size']}, label smoothing {cfg['label_smoothing']}, soft-label weight {cfg.get('soft_label_weight', 0)}, balance {cfg['balance']}, {cfg['precision']})
+- augmentation: {', '.join(f'{k} {v}' for k, v in cfg['augment'].items())}
+- wall time: {metrics.get('train_seconds', 0) / 3600:.2f} h
+- hardware: {trained_on or hardware()}"""
+    return _write_card(model, spec, metrics, cfg, Path(dest_dir), docs, name, "emolens itself, `emolens train`",
+                       exported, training, notes, tta, speed, curves=True)
+
+
+def bundle_average(weights: str | Path, dest_dir: str | Path, docs_dir: str | Path, name: str, data, split: str,
+                   ferplus: str | None = None, trained_on: str | None = None, notes: str = "", tta: str = "flip",
+                   speed: str = "", selection: str = "", version: str = "1") -> Path:
+    """Bundle a model made by ``emolens average`` (its record beside it names the members): measure it on
+    ``split`` of ``data``, write its weights, spec and card to ``dest_dir`` and its confusion matrix to ``docs_dir``."""
+    from ..data import load_dataset
+    from ..evaluation.metrics import compute_metrics
+    from ..evaluation.predict import predict_proba
+    from .average import read_record
+
+    record = read_record(weights)
+    model, spec = load_model(weights)
+    data = [str(d) for d in ([data] if isinstance(data, (str, Path)) else data)]
+    cfg = {"data": data, "ferplus": ferplus, "classes": list(spec.classes)}
+    val = load_dataset(data, ferplus=ferplus, classes=list(spec.classes)).split(split)
+    m = compute_metrics(val.labels, predict_proba(model, spec.preprocess, val.images).argmax(1), spec.classes)
+    m.extra = {"split": split}
+    metrics = m.to_dict()
+    spec.metrics = {"split": split, "accuracy": m.accuracy, "macro_f1": m.macro_f1, "weighted_f1": m.weighted_f1,
+                    "n": m.n}
+    docs = Path(docs_dir)
+    docs.mkdir(parents=True, exist_ok=True)
+    m.plot_confusion(docs / f"{name}-confusion_matrix.png",
+                     f"{name} on {split}: accuracy {m.accuracy:.2%}, macro-F1 {m.macro_f1:.3f}")
+    bn = record.get("batchnorm") or {}
+    members = "\n".join(f"  {i}. `{x['model']}` (weight {x['weight']:g}): {x['made']}"
+                         for i, x in enumerate(record["members"], 1))
+    training = f"""- command: `{record['command']}`
+- the weights are the weighted mean of {len(record['members'])} networks of this architecture (a model soup), every one trained by `emolens train` on the Training split:
+{members}
+- batch-norm statistics: measured again on {bn.get('faces', 0):,} faces of `{bn.get('split')}` ({', '.join(bn.get('data') or []) or 'none'})
+- wall time: {record.get('train_seconds', 0) / 3600:.2f} h of training (the members' runs, each counted once), plus minutes for the average
+- hardware: {trained_on or hardware()}"""
+    exported = selection or f"split `{split}` was only reported on, never used to choose"
+    return _write_card(model, spec, metrics, cfg, Path(dest_dir), docs, name,
+                       "emolens itself: `emolens average` of networks trained by `emolens train`", exported,
+                       training, notes, tta, speed, curves=False, version=version)
+
+
+def _write_card(model, spec, metrics: dict, cfg: dict, dest_dir: Path, docs: Path, name: str, made_by: str,
+                exported: str, training: str, notes: str, tta: str, speed: str, curves: bool,
+                version: str = "1") -> Path:
+    """Weights + spec (with the TTA views' metrics) and the card ``NAME.md`` in ``dest_dir``."""
     spec.name = name
-    spec.version = "1"
+    spec.version = version
     tta = tta_mode(tta)
     views = _tta_metrics(model, spec, cfg, metrics["split"])
     spec.tta = tta
     spec.metrics = {**spec.metrics, **{f"{mode}_accuracy": m["accuracy"] for mode, m in views.items()},
                     **{f"{mode}_macro_f1": m["macro_f1"] for mode, m in views.items()}}
     weights = save_model(model, spec, dest_dir / f"{name}.safetensors")
-    docs.mkdir(parents=True, exist_ok=True)
-    for png in ("confusion_matrix.png", "curves.png"):
-        if (run_dir / png).exists():
-            shutil.copyfile(run_dir / png, docs / f"{name}-{png}")
-    hours = metrics.get("train_seconds", 0) / 3600
     classes = ", ".join(spec.classes)
+    rel = os.path.relpath(docs, dest_dir)
+    pictures = f"![confusion matrix]({rel}/{name}-confusion_matrix.png)"
+    if curves:
+        pictures += f"\n![learning curves]({rel}/{name}-curves.png)"
     card = f"""# Model card: `{name}`
 
 | | |
@@ -133,12 +192,12 @@ def bundle(run_dir: str | Path, dest_dir: str | Path, docs_dir: str | Path, name
 | architecture | `{spec.arch}` {json.dumps(spec.options)} ({count_parameters(model):,} parameters) |
 | input | aligned {spec.preprocess.input_size}x{spec.preprocess.input_size} grey face, centre crop {spec.preprocess.model_size}x{spec.preprocess.model_size} (trained on random crops of that side), (x/255 - {spec.preprocess.mean}) / {spec.preprocess.std} |
 | weights | `{weights.name}` (safetensors, {weights.stat().st_size / 1e6:.1f} MB), sha256 `{spec.sha256}` |
-| trained by | emolens itself, `emolens train` |
+| trained by | {made_by} |
 
 ## Data
 
 - training: `{', '.join(cfg['data'])}`{' with FER+ votes `' + cfg['ferplus'] + '`' if cfg.get('ferplus') else ''}, split `Training`
-- {"exported: the last epoch; split `" + metrics['split'] + "` was only reported on, never used to choose" if cfg.get('export_checkpoint') == 'last' else "model selection (best epoch): split `" + metrics['split'] + "`; nothing else was tuned on it"}
+- {exported}
 - licence terms of the data: {DATA_TERMS}
 
 ## Metrics on {metrics['split']} (n = {metrics['n']:,})
@@ -155,19 +214,13 @@ Confusion matrix (rows: true class, columns: predicted):
 
 {_confusion_table(metrics)}
 
-![confusion matrix]({os.path.relpath(docs, dest_dir)}/{name}-confusion_matrix.png)
-![learning curves]({os.path.relpath(docs, dest_dir)}/{name}-curves.png)
+{pictures}
 
 Reproduce the numbers (`--no-tta` for the one-pass row, `--tta MODE` for the others): `emolens evaluate --model {name} --data ../shared/data/fer2013{' --ferplus ../shared/data/fer2013/fer2013new.csv' if cfg.get('ferplus') else ''} --split {metrics['split']}`
 
 ## Training
 
-- command: `{command}`
-- initial weights: {_initial_weights(cfg.get('pretrained'))}{_teacher_line(cfg)}
-- epochs: {metrics.get('epochs')} ({cfg['optimizer']}, lr {cfg['lr']}, {cfg['schedule']} schedule, batch {cfg['batch_size']}, label smoothing {cfg['label_smoothing']}, soft-label weight {cfg.get('soft_label_weight', 0)}, balance {cfg['balance']}, {cfg['precision']})
-- augmentation: {', '.join(f'{k} {v}' for k, v in cfg['augment'].items())}
-- wall time: {hours:.2f} h
-- hardware: {trained_on or hardware()}
+{training}
 {notes}
 """
     if speed:

@@ -24,8 +24,10 @@ An experiment file::
 A run's keys replace the base's (``model_options`` whole; ``augment`` key by key). A grid value
 that is a mapping sets several keys at once (``backbone: [{model: resnet50,
 pretrained: hub}, ...]``). A run's extra keys: ``label`` (its folder), ``model_label``,
-``method`` and ``data_label`` (the table's text), and for ``kind: ensemble``: ``members`` (labels
-of earlier runs) and ``objective`` (``nll`` or ``accuracy``).
+``method`` and ``data_label`` (the table's text), for ``kind: ensemble``: ``members`` (labels
+of earlier runs) and ``objective`` (``nll`` or ``accuracy``), and for ``kind: average`` (one network
+whose weights are the mean of earlier runs', batch-norm statistics measured again on the training
+split; ``emolens average``): ``members`` and optionally ``weights``.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ import numpy as np
 from ..engine.card import hardware
 from ..errors import EmolensError
 
-EXTRA_KEYS = ("label", "model_label", "method", "data_label", "kind", "members", "objective")
+EXTRA_KEYS = ("label", "model_label", "method", "data_label", "kind", "members", "objective", "weights")
 SCHEDULE_KEYS = ("epochs", "limit_train_batches", "max_train_rows", "max_val_rows", "note")
 
 
@@ -85,6 +87,7 @@ class RunSpec:
     data_label: str = ""
     members: list[str] = field(default_factory=list)
     objective: str = "nll"
+    weights: list[float] | None = None
 
 
 @dataclass
@@ -187,11 +190,11 @@ def load_experiment(path: str | Path, schedule_overrides: dict | None = None) ->
     if dupes:
         raise EmolensError(f"{path}: run labels must be unique; repeated: {', '.join(dupes)}")
     for s in specs:
-        if s.kind == "ensemble":
+        if s.kind in ("ensemble", "average"):
             earlier = labels[:labels.index(s.label)]
             missing = [m for m in s.members if m not in earlier]
             if len(s.members) < 2 or missing:
-                raise EmolensError(f"{path}: ensemble {s.label} needs at least two members among the runs "
+                raise EmolensError(f"{path}: {s.kind} {s.label} needs at least two members among the runs "
                                    f"listed before it; not found: {', '.join(missing) or '(fewer than two)'}")
 
     sched_raw = dict(raw.get("schedule") or {})
@@ -212,8 +215,8 @@ def _run_spec(entry: dict, base: dict, path: Path) -> RunSpec:
     extras = {k: entry[k] for k in EXTRA_KEYS if k in entry}
     keys = {k: v for k, v in entry.items() if k not in EXTRA_KEYS}
     kind = extras.get("kind", "train")
-    if kind not in ("train", "ensemble"):
-        raise EmolensError(f"{path}: run kind must be train or ensemble, got {kind!r}")
+    if kind not in ("train", "ensemble", "average"):
+        raise EmolensError(f"{path}: run kind must be train, ensemble or average, got {kind!r}")
     if "model" in keys and keys["model"] != base.get("model") and "model_options" not in keys:
         keys["model_options"] = {}  # the base's options belong to the base's model
     cfg = _merge(base, keys)
@@ -227,7 +230,8 @@ def _run_spec(entry: dict, base: dict, path: Path) -> RunSpec:
     label = _slug(extras.get("label") or cfg.get("model", "run"))
     return RunSpec(label=label, kind=kind, config=cfg, model_label=str(extras.get("model_label", "")),
                    method=str(extras.get("method", "")), data_label=str(extras.get("data_label", "")),
-                   members=[_slug(m) for m in extras.get("members", [])], objective=str(extras.get("objective", "nll")))
+                   members=[_slug(m) for m in extras.get("members", [])], objective=str(extras.get("objective", "nll")),
+                   weights=[float(w) for w in extras["weights"]] if extras.get("weights") else None)
 
 
 # ----------------------------------------------------------------------------------- the table text
@@ -241,6 +245,8 @@ def model_text(spec: RunSpec) -> str:
         return spec.model_label
     if spec.kind == "ensemble":
         return "ensemble of " + ", ".join(spec.members)
+    if spec.kind == "average":
+        return "weight average of " + ", ".join(spec.members)
     cfg = spec.config
     opts = cfg.get("model_options") or {}
     extra = [f"{k} {opts[k]}" for k in ("head", "resize", "img_size", "timm_name") if k in opts]
@@ -252,6 +258,8 @@ def method_text(spec: RunSpec) -> str:
         return spec.method
     if spec.kind == "ensemble":
         return f"soft vote, weights tuned on validation ({spec.objective})"
+    if spec.kind == "average":
+        return "mean of the members' weights, batch-norm statistics measured again on the training split"
     cfg = spec.config
     parts = [BALANCE_TEXT.get(cfg.get("balance", "none"), str(cfg.get("balance")))]
     if cfg.get("pretrained"):
@@ -415,19 +423,32 @@ def _run_train(spec: RunSpec, exp: Experiment, threads: int | None, rerun: bool,
     return result
 
 
-def _run_ensemble(spec: RunSpec, exp: Experiment, done: dict[str, RunResult], specs: dict[str, RunSpec],
-                  threads: int | None, log) -> RunResult:
-    from ..models.ensemble import tune_ensemble
-
+def _combined_run(spec: RunSpec, exp: Experiment, done: dict[str, RunResult], specs: dict[str, RunSpec],
+                  threads: int | None) -> tuple[list[RunResult], dict, RunResult, Path]:
+    """An ensemble's or average's finished members, the first member's train config, its result row and folder."""
     members = [done[m] for m in spec.members]
     failed = [m.label for m in members if m.status != "ok"]
     if failed:
         raise EmolensError(f"member run(s) {', '.join(failed)} failed")
     first_cfg, _ = _train_config(specs[spec.members[0]], exp, threads)
-    data = spec.data_label or members[0].data
-    result = RunResult(spec.label, model_text(spec), method_text(spec), data)
+    result = RunResult(spec.label, model_text(spec), method_text(spec), spec.data_label or members[0].data)
     run_dir = exp.out / spec.label
     result.run_dir = str(run_dir)
+    return members, first_cfg, result, run_dir
+
+
+def _write_report(run_dir: Path, label: str, metrics) -> None:
+    metrics.write_json(run_dir / "metrics.json")
+    (run_dir / "report.txt").write_text(metrics.report)
+    metrics.plot_confusion(run_dir / "confusion_matrix.png",
+                           f"{label}: accuracy {metrics.accuracy:.2%}, macro-F1 {metrics.macro_f1:.3f}")
+
+
+def _run_ensemble(spec: RunSpec, exp: Experiment, done: dict[str, RunResult], specs: dict[str, RunSpec],
+                  threads: int | None, log) -> RunResult:
+    from ..models.ensemble import tune_ensemble
+
+    members, first_cfg, result, run_dir = _combined_run(spec, exp, done, specs, threads)
     log(f"[{spec.label}] tuning soft-vote weights of {', '.join(spec.members)}")
     start = time.time()
     ens, metrics = tune_ensemble([m.weights for m in members], first_cfg["data"], ferplus=first_cfg.get("ferplus"),
@@ -436,13 +457,47 @@ def _run_ensemble(spec: RunSpec, exp: Experiment, done: dict[str, RunResult], sp
                                  out=run_dir / f"{spec.label}.ensemble.yaml", threads=threads)
     tuned = metrics["tuned"]
     tuned.extra = {"split": ens.tuned.get("split"), "weights": ens.tuned.get("weights")}
-    tuned.write_json(run_dir / "metrics.json")
+    _write_report(run_dir, spec.label, tuned)
     (run_dir / "report.txt").write_text(metrics["summary"] + "\n\n" + tuned.report)
-    tuned.plot_confusion(run_dir / "confusion_matrix.png",
-                         f"{spec.label}: accuracy {tuned.accuracy:.2%}, macro-F1 {tuned.macro_f1:.3f}")
     result.accuracy, result.macro_f1, result.n_val = tuned.accuracy, tuned.macro_f1, tuned.n
     result.seconds = sum(m.seconds for m in members) + (time.time() - start)
     result.weights = str(run_dir / f"{spec.label}.ensemble.yaml")
+    return result
+
+
+def _run_average(spec: RunSpec, exp: Experiment, done: dict[str, RunResult], specs: dict[str, RunSpec],
+                 threads: int | None, log) -> RunResult:
+    """One network whose weights are the mean of the members' (``emolens average``), measured on validation."""
+    from ..data import load_dataset
+    from ..engine.average import average_models, write_record
+    from ..evaluation.metrics import compute_metrics
+    from ..evaluation.predict import predict_proba
+    from ..models.weights import save_model
+
+    members, cfg, result, run_dir = _combined_run(spec, exp, done, specs, threads)
+    weights = run_dir / f"{spec.label}.safetensors"
+    result.weights = str(weights)
+    ds = load_dataset(cfg["data"], ferplus=cfg.get("ferplus"), classes=cfg.get("classes"))
+    train_split = ds.resolve_split(cfg.get("train_split"), "train")
+    if weights.exists() and (run_dir / "metrics.json").exists():
+        log(f"[{spec.label}] already done, reading {run_dir / 'metrics.json'}")
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        result.accuracy, result.macro_f1, result.n_val = metrics["accuracy"], metrics["macro_f1"], metrics["n"]
+    else:
+        log(f"[{spec.label}] averaging the weights of {', '.join(spec.members)}")
+        faces = ds.split(train_split).images
+        model, model_spec = average_models([m.weights for m in members], spec.weights, faces, name=spec.label)
+        save_model(model, model_spec, weights)
+        write_record(weights, [m.weights for m in members], spec.weights, cfg["data"], train_split, len(faces),
+                     f"emolens average {' '.join(m.weights for m in members)} --out {weights} "
+                     f"--data {' '.join(map(str, cfg['data']))} --split {train_split}")
+        val = ds.split(cfg.get("val_split"), "test")
+        m = compute_metrics(val.labels, predict_proba(model, model_spec.preprocess, val.images).argmax(1),
+                            list(model_spec.classes))
+        m.extra = {"split": val.split_names[0] if len(val) else None, "members": spec.members}
+        _write_report(run_dir, spec.label, m)
+        result.accuracy, result.macro_f1, result.n_val = m.accuracy, m.macro_f1, m.n
+    result.seconds = sum(m.seconds for m in members)
     return result
 
 
@@ -457,7 +512,7 @@ def run_experiment(exp: Experiment, threads: int | None = None, only: list[str] 
     specs = {s.label: s for s in exp.runs}
     wanted = set(only or specs)
     for s in exp.runs:  # an ensemble asked for brings its members along
-        if s.label in wanted and s.kind == "ensemble":
+        if s.label in wanted and s.kind in ("ensemble", "average"):
             wanted.update(s.members)
     unknown = sorted(set(only or []) - set(specs))
     if unknown:
@@ -469,6 +524,8 @@ def run_experiment(exp: Experiment, threads: int | None = None, only: list[str] 
         try:
             if spec.kind == "ensemble":
                 res = _run_ensemble(spec, exp, results, specs, threads, log)
+            elif spec.kind == "average":
+                res = _run_average(spec, exp, results, specs, threads, log)
             else:
                 res = _run_train(spec, exp, threads, rerun, progress, log)
         except (EmolensError, RuntimeError, ValueError, OSError) as e:
