@@ -136,6 +136,18 @@ def record_path(weights: str | Path) -> Path:
     return weights.with_name(weights.stem + RECORD_SUFFIX)
 
 
+def average_command(members: Sequence[str], out: str | Path, weights: Sequence[float] | None = None,
+                    data: Sequence[str] | None = None, split: str = "Training", name: str | None = None) -> str:
+    """The ``emolens average`` command line that makes ``out`` from ``members`` (written in its record)."""
+    import shlex
+
+    words = [*map(str, members), "--out", str(out)]
+    words += ["--weights", *map(str, weights)] if weights else []
+    words += ["--data", *map(str, data), "--split", split] if data else []
+    words += ["--name", name] if name else []
+    return "emolens average " + " ".join(shlex.quote(w) for w in words)
+
+
 def write_record(weights: str | Path, members: Sequence[str], weights_used: Sequence[float] | None,
                  bn_data: Sequence[str] | None, bn_split: str, bn_faces: int, command: str) -> Path:
     """Write the averaging record beside ``weights`` (atomically), with one line per member on how it was trained."""
@@ -192,7 +204,8 @@ def _run_summary(run: Path) -> str:
 
 
 def describe_member(member: str) -> str:
-    """One line on how a member was trained: its run's settings, its own averaging record, or its bundled card."""
+    """One line on how a member was trained: its run's settings, its own averaging record, or the bundled
+    model's version and checksum."""
     from ..weights import bundled_path
 
     run = _member_run(member)

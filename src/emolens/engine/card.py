@@ -54,20 +54,22 @@ def _per_class_table(metrics: dict) -> str:
     return "\n".join(rows)
 
 
-def _tta_metrics(model, spec, cfg: dict, split: str) -> dict[str, dict]:
-    """Accuracy and F1 on the validation split with each test-time augmentation the model allows."""
-    from ..data import load_dataset
-    from ..evaluation.metrics import compute_metrics
-    from ..evaluation.predict import predict_proba
+def _tta_metrics(model, spec, val) -> dict[str, dict]:
+    """Accuracy and F1 on the validation faces with each test-time augmentation the model allows."""
+    from ..evaluation.predict import predicted_metrics
 
-    val = load_dataset(cfg["data"], ferplus=cfg.get("ferplus"), classes=cfg.get("classes")).split(split)
     modes = ["flip", "ten_crop"] if spec.preprocess.model_size < spec.preprocess.input_size else ["flip"]
     out = {}
     for mode in modes:
-        m = compute_metrics(val.labels, predict_proba(model, spec.preprocess, val.images, tta=mode).argmax(1),
-                            spec.classes)
+        m = predicted_metrics(model, spec.preprocess, val.images, val.labels, spec.classes, tta=mode)
         out[mode] = {"accuracy": m.accuracy, "macro_f1": m.macro_f1, "weighted_f1": m.weighted_f1}
     return out
+
+
+def _validation_faces(cfg: dict, split: str):
+    from ..data import load_dataset
+
+    return load_dataset(cfg["data"], ferplus=cfg.get("ferplus"), classes=cfg.get("classes")).split(split)
 
 
 TTA_ROWS = {"flip": "with flip TTA (mean of the face and its mirror image)",
@@ -123,8 +125,8 @@ def bundle(run_dir: str | Path, dest_dir: str | Path, docs_dir: str | Path, name
 - augmentation: {', '.join(f'{k} {v}' for k, v in cfg['augment'].items())}
 - wall time: {metrics.get('train_seconds', 0) / 3600:.2f} h
 - hardware: {trained_on or hardware()}"""
-    return _write_card(model, spec, metrics, cfg, Path(dest_dir), docs, name, "emolens itself, `emolens train`",
-                       exported, training, notes, tta, speed, curves=True)
+    return _write_card(model, spec, metrics, cfg, _validation_faces(cfg, metrics["split"]), Path(dest_dir), docs,
+                       name, "emolens itself, `emolens train`", exported, training, notes, tta, speed, curves=True)
 
 
 def bundle_average(weights: str | Path, dest_dir: str | Path, docs_dir: str | Path, name: str, data, split: str,
@@ -132,17 +134,15 @@ def bundle_average(weights: str | Path, dest_dir: str | Path, docs_dir: str | Pa
                    speed: str = "", selection: str = "", version: str = "1") -> Path:
     """Bundle a model made by ``emolens average`` (its record beside it names the members): measure it on
     ``split`` of ``data``, write its weights, spec and card to ``dest_dir`` and its confusion matrix to ``docs_dir``."""
-    from ..data import load_dataset
-    from ..evaluation.metrics import compute_metrics
-    from ..evaluation.predict import predict_proba
+    from ..evaluation.predict import predicted_metrics
     from .average import read_record
 
     record = read_record(weights)
     model, spec = load_model(weights)
     data = [str(d) for d in ([data] if isinstance(data, (str, Path)) else data)]
     cfg = {"data": data, "ferplus": ferplus, "classes": list(spec.classes)}
-    val = load_dataset(data, ferplus=ferplus, classes=list(spec.classes)).split(split)
-    m = compute_metrics(val.labels, predict_proba(model, spec.preprocess, val.images).argmax(1), spec.classes)
+    val = _validation_faces(cfg, split)
+    m = predicted_metrics(model, spec.preprocess, val.images, val.labels, spec.classes)
     m.extra = {"split": split}
     metrics = m.to_dict()
     spec.metrics = {"split": split, "accuracy": m.accuracy, "macro_f1": m.macro_f1, "weighted_f1": m.weighted_f1,
@@ -161,19 +161,19 @@ def bundle_average(weights: str | Path, dest_dir: str | Path, docs_dir: str | Pa
 - wall time: {record.get('train_seconds', 0) / 3600:.2f} h of training (the members' runs, each counted once), plus minutes for the average
 - hardware: {trained_on or hardware()}"""
     exported = selection or f"split `{split}` was only reported on, never used to choose"
-    return _write_card(model, spec, metrics, cfg, Path(dest_dir), docs, name,
+    return _write_card(model, spec, metrics, cfg, val, Path(dest_dir), docs, name,
                        "emolens itself: `emolens average` of networks trained by `emolens train`", exported,
                        training, notes, tta, speed, curves=False, version=version)
 
 
-def _write_card(model, spec, metrics: dict, cfg: dict, dest_dir: Path, docs: Path, name: str, made_by: str,
+def _write_card(model, spec, metrics: dict, cfg: dict, val, dest_dir: Path, docs: Path, name: str, made_by: str,
                 exported: str, training: str, notes: str, tta: str, speed: str, curves: bool,
                 version: str = "1") -> Path:
     """Weights + spec (with the TTA views' metrics) and the card ``NAME.md`` in ``dest_dir``."""
     spec.name = name
     spec.version = version
     tta = tta_mode(tta)
-    views = _tta_metrics(model, spec, cfg, metrics["split"])
+    views = _tta_metrics(model, spec, val)
     spec.tta = tta
     spec.metrics = {**spec.metrics, **{f"{mode}_accuracy": m["accuracy"] for mode, m in views.items()},
                     **{f"{mode}_macro_f1": m["macro_f1"] for mode, m in views.items()}}

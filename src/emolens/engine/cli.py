@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 from ..cli import key_values, parse_value
@@ -86,7 +85,7 @@ def cmd_evaluate(args) -> int:
 def cmd_average(args) -> int:
     from ..data import load_dataset
     from ..models.weights import save_model
-    from .average import average_models, write_record
+    from .average import average_command, average_models, write_record
 
     if args.weights and len(args.weights) != len(args.members):
         raise EmolensError(f"--weights: {len(args.weights)} weights for {len(args.members)} models")
@@ -99,11 +98,7 @@ def cmd_average(args) -> int:
         print(f"batch-norm statistics from {len(faces):,} faces of {args.split}")
     model, spec = average_models(args.members, args.weights, faces, name=args.name or out.stem)
     weights = save_model(model, spec, out)
-    words = [*args.members, "--out", str(out)]
-    words += ["--weights", *map(str, args.weights)] if args.weights else []
-    words += ["--data", *args.data, "--split", args.split] if args.data else []
-    words += ["--name", args.name] if args.name else []
-    command = "emolens average " + " ".join(shlex.quote(w) for w in words)
+    command = average_command(args.members, out, args.weights, args.data, args.split, args.name)
     record = write_record(weights, args.members, args.weights, args.data, args.split,
                           0 if faces is None else len(faces), command)
     print(f"averaged {len(args.members)} models into {weights} (how: {record.name})")

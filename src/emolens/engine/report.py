@@ -6,16 +6,15 @@ import csv
 from pathlib import Path
 
 from ..data import FaceDataset
-from ..evaluation.metrics import Metrics, _save_figure, compute_metrics
-from ..evaluation.predict import predict_proba
+from ..evaluation.metrics import Metrics, _save_figure
+from ..evaluation.predict import predicted_metrics
 from ..models.weights import ModelSpec
 from .config import TrainConfig
 
 
 def write_report(model, spec: ModelSpec, val: FaceDataset, run_dir: Path, cfg: TrainConfig, seconds: float,
                  epochs: int) -> Metrics:
-    probs = predict_proba(model, spec.preprocess, val.images)
-    metrics = compute_metrics(val.labels, probs.argmax(1), val.class_names)
+    metrics = predicted_metrics(model, spec.preprocess, val.images, val.labels, val.class_names)
     metrics.extra = {"split": val.split_names[0], "epochs": epochs, "train_seconds": round(seconds, 1)}
     metrics.write_json(run_dir / "metrics.json")
     (run_dir / "report.txt").write_text(metrics.report)

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from ..models.weights import Preprocess
+from .metrics import Metrics, compute_metrics
 
 
 @torch.no_grad()
@@ -22,3 +23,9 @@ def predict_proba(model: torch.nn.Module, preprocess: Preprocess, faces: np.ndar
     if not out:
         return np.zeros((0, 0), dtype=np.float32)
     return np.concatenate(out)
+
+
+def predicted_metrics(model: torch.nn.Module, preprocess: Preprocess, faces: np.ndarray, labels: np.ndarray,
+                      classes, tta: bool | str = False) -> Metrics:
+    """The metrics of ``model``'s predictions (argmax of :func:`predict_proba`) against ``labels``."""
+    return compute_metrics(labels, predict_proba(model, preprocess, faces, tta=tta).argmax(1), classes)

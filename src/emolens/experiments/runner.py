@@ -437,9 +437,9 @@ def _combined_run(spec: RunSpec, exp: Experiment, done: dict[str, RunResult], sp
     return members, first_cfg, result, run_dir
 
 
-def _write_report(run_dir: Path, label: str, metrics) -> None:
+def _write_report(run_dir: Path, label: str, metrics, report: str | None = None) -> None:
     metrics.write_json(run_dir / "metrics.json")
-    (run_dir / "report.txt").write_text(metrics.report)
+    (run_dir / "report.txt").write_text(metrics.report if report is None else report)
     metrics.plot_confusion(run_dir / "confusion_matrix.png",
                            f"{label}: accuracy {metrics.accuracy:.2%}, macro-F1 {metrics.macro_f1:.3f}")
 
@@ -457,8 +457,7 @@ def _run_ensemble(spec: RunSpec, exp: Experiment, done: dict[str, RunResult], sp
                                  out=run_dir / f"{spec.label}.ensemble.yaml", threads=threads)
     tuned = metrics["tuned"]
     tuned.extra = {"split": ens.tuned.get("split"), "weights": ens.tuned.get("weights")}
-    _write_report(run_dir, spec.label, tuned)
-    (run_dir / "report.txt").write_text(metrics["summary"] + "\n\n" + tuned.report)
+    _write_report(run_dir, spec.label, tuned, report=metrics["summary"] + "\n\n" + tuned.report)
     result.accuracy, result.macro_f1, result.n_val = tuned.accuracy, tuned.macro_f1, tuned.n
     result.seconds = sum(m.seconds for m in members) + (time.time() - start)
     result.weights = str(run_dir / f"{spec.label}.ensemble.yaml")
@@ -469,31 +468,29 @@ def _run_average(spec: RunSpec, exp: Experiment, done: dict[str, RunResult], spe
                  threads: int | None, log) -> RunResult:
     """One network whose weights are the mean of the members' (``emolens average``), measured on validation."""
     from ..data import load_dataset
-    from ..engine.average import average_models, write_record
-    from ..evaluation.metrics import compute_metrics
-    from ..evaluation.predict import predict_proba
+    from ..engine.average import average_command, average_models, write_record
+    from ..evaluation.predict import predicted_metrics
     from ..models.weights import save_model
 
     members, cfg, result, run_dir = _combined_run(spec, exp, done, specs, threads)
     weights = run_dir / f"{spec.label}.safetensors"
     result.weights = str(weights)
-    ds = load_dataset(cfg["data"], ferplus=cfg.get("ferplus"), classes=cfg.get("classes"))
-    train_split = ds.resolve_split(cfg.get("train_split"), "train")
     if weights.exists() and (run_dir / "metrics.json").exists():
         log(f"[{spec.label}] already done, reading {run_dir / 'metrics.json'}")
         metrics = json.loads((run_dir / "metrics.json").read_text())
         result.accuracy, result.macro_f1, result.n_val = metrics["accuracy"], metrics["macro_f1"], metrics["n"]
     else:
         log(f"[{spec.label}] averaging the weights of {', '.join(spec.members)}")
+        ds = load_dataset(cfg["data"], ferplus=cfg.get("ferplus"), classes=cfg.get("classes"))
+        train_split = ds.resolve_split(cfg.get("train_split"), "train")
         faces = ds.split(train_split).images
-        model, model_spec = average_models([m.weights for m in members], spec.weights, faces, name=spec.label)
+        paths = [m.weights for m in members]
+        model, model_spec = average_models(paths, spec.weights, faces, name=spec.label)
         save_model(model, model_spec, weights)
-        write_record(weights, [m.weights for m in members], spec.weights, cfg["data"], train_split, len(faces),
-                     f"emolens average {' '.join(m.weights for m in members)} --out {weights} "
-                     f"--data {' '.join(map(str, cfg['data']))} --split {train_split}")
+        write_record(weights, paths, spec.weights, cfg["data"], train_split, len(faces),
+                     average_command(paths, weights, spec.weights, cfg["data"], train_split))
         val = ds.split(cfg.get("val_split"), "test")
-        m = compute_metrics(val.labels, predict_proba(model, model_spec.preprocess, val.images).argmax(1),
-                            list(model_spec.classes))
+        m = predicted_metrics(model, model_spec.preprocess, val.images, val.labels, list(model_spec.classes))
         m.extra = {"split": val.split_names[0] if len(val) else None, "members": spec.members}
         _write_report(run_dir, spec.label, m)
         result.accuracy, result.macro_f1, result.n_val = m.accuracy, m.macro_f1, m.n
