@@ -124,3 +124,15 @@ def _check_record_and_card(tmp_path, run, soup, data):
     assert "- split `PublicTest` chose nothing" in card and "- hardware: test box" in card
     assert (tmp_path / "docs" / "souped-confusion_matrix.png").stat().st_size > 0
     assert "learning curves" not in card
+
+
+def test_a_model_file_member_is_described_by_its_spec(tmp_path):
+    from emolens.engine.average import describe_member
+    from emolens.models.weights import read_spec
+
+    path = make_tiny_model(tmp_path / "old.safetensors")
+    spec = read_spec(path)
+    assert describe_member(str(path)) == (f"the model file {path} (`old` version {spec.version}, "
+                                          f"sha256 {spec.sha256[:12]})")
+    path.with_suffix(".json").unlink()
+    assert describe_member(str(path)) == f"the model file {path}"

@@ -215,12 +215,15 @@ def describe_member(member: str) -> str:
     if record_path(member).exists():
         inner = read_record(member)
         return "itself the mean of: " + "; ".join(f"{m['model']} ({m['made']})" for m in inner["members"])
+    from ..models.weights import read_spec
+
     bundled = bundled_path(str(member))
     if bundled is not None:
-        from ..models.weights import read_spec
-
         spec = read_spec(bundled)
         return f"the bundled `{member}` model, version {spec.version}, sha256 {spec.sha256[:12]}"
+    if Path(member).with_suffix(".json").exists():
+        spec = read_spec(member)
+        return f"the model file {member} (`{spec.name}` version {spec.version}, sha256 {spec.sha256[:12]})"
     return f"the model file {member}"
 
 
