@@ -63,10 +63,18 @@ def test_cli_averages_a_runs_checkpoints_and_evaluates(tmp_path, capsys):
     images, labels = synthetic_faces(140, seed=1)
     data = write_fer_csv(tmp_path / "fer.csv", images, labels, ["Training"] * 105 + ["PublicTest"] * 35)
     opts = [x for k, v in TINY_OPTIONS.items() for x in ("--model-option", f"{k}={v}".replace(" ", ""))]
-    assert main(["train", "--data", str(data), "--model", "vgg_fer", *opts, "--epochs", "2", "--batch-size", "32",
-                 "--set", "export_checkpoint=last", "--out", str(tmp_path), "--name", "run", "--no-progress",
-                 "--threads", "1"]) == 0
+    assert main(["train", "--data", str(data), "--model", "vgg_fer", *opts, "--epochs", "3", "--batch-size", "32",
+                 "--set", "export_checkpoint=last", "--set", "keep_epochs=2", "--out", str(tmp_path), "--name", "run",
+                 "--no-progress", "--threads", "1"]) == 0
     run = tmp_path / "run"
+    # keep_epochs=2 keeps the last two epochs' checkpoints; the last of them is last.ckpt's network
+    kept = sorted(p.name for p in (run / "checkpoints").glob("epoch*.ckpt"))
+    assert kept == ["epoch01.ckpt", "epoch02.ckpt"]
+    final = torch.load(run / "checkpoints" / "epoch02.ckpt", map_location="cpu", weights_only=False)
+    assert final["epoch"] == 2  # 0-based, as in the file name
+    state, last = final["state_dict"], torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu",
+                                                   weights_only=False)["state_dict"]
+    assert all(torch.equal(state[k], last[k]) for k in last)
     exported = run / "model" / "run.safetensors"
     soup = tmp_path / "soup.safetensors"
     # the last checkpoint averaged with the model exported from it: the same network
@@ -106,7 +114,7 @@ def _check_record_and_card(tmp_path, run, soup, data):
     assert record["command"] == f"emolens average {run / 'checkpoints' / 'last.ckpt'} --out {soup} --data {data} --split Training"
     assert [m["model"] for m in record["members"]] == [str(run / "checkpoints" / "last.ckpt")]
     made = record["members"][0]["made"]
-    assert made.startswith("checkpoint last.ckpt of run `run`: vgg_fer, from random weights, 2 epochs") and "seed 0" in made
+    assert made.startswith("checkpoint last.ckpt of run `run`: vgg_fer, from random weights, 3 epochs") and "seed 0" in made
     assert record["batchnorm"] == {"data": [str(data)], "split": "Training", "faces": 105}
     assert record["train_seconds"] == metrics["train_seconds"] > 0
 
@@ -136,3 +144,11 @@ def test_a_model_file_member_is_described_by_its_spec(tmp_path):
                                           f"sha256 {spec.sha256[:12]})")
     path.with_suffix(".json").unlink()
     assert describe_member(str(path)) == f"the model file {path}"
+
+
+def test_a_negative_keep_epochs_is_refused():
+    from emolens.engine.config import TrainConfig
+    from emolens.errors import EmolensError
+
+    with pytest.raises(EmolensError, match="keep_epochs must not be negative, not -1"):
+        TrainConfig(data=["x"], keep_epochs=-1).validate()

@@ -28,12 +28,14 @@ def _experiment(tmp_path, data_csv, **extra) -> str:
         "name": "tiny", "title": "Tiny balancing table", "description": "Synthetic faces.",
         "out": str(tmp_path / "runs"), "table": str(tmp_path / "docs" / "tiny.md"),
         "set": {"data": str(data_csv), "model": "vgg_fer", "model_options": TINY, "epochs": 3, "batch_size": 16,
-                "lr": 0.01, "optimizer": "sgd", "schedule": "cosine", "precision": "32", "augment": NO_WARP},
+                "lr": 0.01, "optimizer": "sgd", "schedule": "cosine", "precision": "32", "augment": NO_WARP,
+                "keep_epochs": 1},
         "grid": {"balance": ["none", "oversample"]},
         "runs": [
             {"label": "adv", "balance": "class_weights", "adversarial_multiplier": 0.3, "adversarial_step": 0.01},
             {"label": "vote", "kind": "ensemble", "members": ["none", "adv"]},
             {"label": "soup", "kind": "average", "members": ["none", "oversample"]},
+            {"label": "soup_last", "kind": "average", "members": ["none", "oversample"], "last_epochs": 1},
         ],
         "schedule": {"epochs": 1, "limit_train_batches": 5, "max_train_rows": 140, "max_val_rows": 42},
         **extra,
@@ -51,13 +53,14 @@ def test_experiment_runs_grid_ensemble_and_writes_table(tmp_path, data_csv, caps
     assert "| model | method | data | validation accuracy | macro-F1 | time |" in table
     assert "**Shortened schedule**" in table and "1 epoch(s) per run" in table
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert len(rows) == 5
+    assert len(rows) == 6
     assert "random over-sampling" in rows[1] and "class weights, adversarial reg. x0.3, step 0.01" in rows[2]
     assert rows[3].startswith("| ensemble of none, adv | soft vote")
-    assert rows[4].startswith("| weight average of none, oversample | mean of the members' weights")
+    assert rows[4].startswith("| weight average of none, oversample | mean of the weights of the members,")
+    assert "| mean of the weights of the last 1 epochs' checkpoints of each member," in rows[5]
     assert "140 of 280 Training rows, 42 of 70 PublicTest rows (stratified)" in rows[0]
     results = json.loads((tmp_path / "runs" / "results.json").read_text())
-    assert [r["status"] for r in results["runs"]] == ["ok"] * 5
+    assert [r["status"] for r in results["runs"]] == ["ok"] * 6
     for r in results["runs"]:
         assert 0 <= r["accuracy"] <= 1 and r["n_val"] == 42
     for label in ("none", "oversample", "adv"):  # each run keeps its own full report
@@ -69,6 +72,11 @@ def test_experiment_runs_grid_ensemble_and_writes_table(tmp_path, data_csv, caps
     assert [m["model"] for m in spec["members"]] == ["../none/model/none.safetensors", "../adv/model/adv.safetensors"]
     assert sum(m["weight"] for m in spec["members"]) == pytest.approx(1.0, abs=1e-4)
     _check_soup(tmp_path / "runs", results["runs"][4])
+    # the same members' last (here: only) epoch checkpoints: the same networks, so the same numbers
+    last = yaml.safe_load((tmp_path / "runs" / "soup_last" / "soup_last.average.yaml").read_text())
+    assert [m["model"] for m in last["members"]] == [str(tmp_path / "runs" / x / "checkpoints" / "epoch00.ckpt")
+                                                     for x in ("none", "oversample")]
+    assert results["runs"][5]["accuracy"] == pytest.approx(results["runs"][4]["accuracy"])
 
     # a second invocation finds the finished runs and only rewrites the table
     capsys.readouterr()
@@ -103,7 +111,7 @@ def test_dry_run_and_bad_configs(tmp_path, data_csv, capsys):
     path = _experiment(tmp_path, data_csv)
     assert main(["experiment", path, "--dry-run", "--epochs", "7"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert [r["label"] for r in out["runs"]] == ["none", "oversample", "adv", "vote", "soup"]
+    assert [r["label"] for r in out["runs"]] == ["none", "oversample", "adv", "vote", "soup", "soup_last"]
     assert out["schedule"].startswith("7 epoch(s) per run")
     with pytest.raises(EmolensError, match="unknown config key"):
         load_experiment(_experiment(tmp_path, data_csv, runs=[{"label": "x", "epochz": 3}]))
@@ -115,6 +123,24 @@ def test_dry_run_and_bad_configs(tmp_path, data_csv, capsys):
                                                                "members": ["none", "later"]}, {"label": "later"}]))
     with pytest.raises(EmolensError, match="unique"):
         load_experiment(_experiment(tmp_path, data_csv, runs=[{"label": "none"}]))
+
+
+def test_an_average_of_more_epochs_than_a_run_kept_is_refused(tmp_path):
+    from emolens.experiments.runner import RunResult, RunSpec, _average_inputs
+
+    run = tmp_path / "a"
+    (run / "checkpoints").mkdir(parents=True)
+    for n in (99, 100, 101):
+        (run / "checkpoints" / f"epoch{n:02d}.ckpt").write_bytes(b"")
+    member = RunResult("a", "vgg_fer", "", "", run_dir=str(run))
+    spec = RunSpec("s", kind="average", members=["a", "a"], last_epochs=2, weights=[3, 1])
+    paths, weights = _average_inputs(spec, [member, member])
+    assert [p.rsplit("/", 1)[1] for p in paths] == ["epoch100.ckpt", "epoch101.ckpt"] * 2  # by number, not by name
+    assert weights == [3, 3, 1, 1]
+    spec.last_epochs = 4
+    with pytest.raises(EmolensError, match=r"run a kept 3 epoch checkpoint\(s\) .*fewer than last_epochs=4; "
+                                           "train it with keep_epochs: 4"):
+        _average_inputs(spec, [member, member])
 
 
 def test_stratified_subset_keeps_proportions_and_rare_classes():

@@ -75,6 +75,7 @@ class TrainConfig:
     std: float = 0.25
     early_stopping: int = 0                         # patience in epochs; 0 = off
     export_checkpoint: str = "best"                 # which checkpoint becomes the model: best (val_acc) or last
+    keep_epochs: int = 0                            # also keep the last N epochs' checkpoints (epochNN.ckpt), to average
     seed: int = 0
     precision: str = "auto"                         # auto (see resolve_precision), 32, bf16-mixed, 16-mixed
     threads: int | None = None                      # torch CPU threads; None = torch's default
@@ -121,6 +122,8 @@ class TrainConfig:
             raise EmolensError(f"export_checkpoint must be best or last, not {self.export_checkpoint!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise EmolensError("epochs and batch_size must be positive")
+        if self.keep_epochs < 0:
+            raise EmolensError(f"keep_epochs must not be negative, not {self.keep_epochs}")
         if self.adversarial_multiplier < 0 or self.adversarial_step < 0:
             raise EmolensError("adversarial_multiplier and adversarial_step must not be negative")
         if self.adversarial_norm not in ADVERSARIAL_NORMS:

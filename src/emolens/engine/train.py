@@ -99,6 +99,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
                         every_n_epochs=1, enable_version_counter=False),
     ]
+    if cfg.keep_epochs:  # the highest epoch numbers are the last N: checkpoints/epoch07.ckpt after the 8th epoch
+        callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="epoch{epoch:02d}", monitor="epoch",
+                                         mode="max", save_top_k=cfg.keep_epochs, auto_insert_metric_name=False,
+                                         enable_version_counter=False))
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
     callbacks.append(TimeKeeper(run_dir))

@@ -27,7 +27,9 @@ pretrained: hub}, ...]``). A run's extra keys: ``label`` (its folder), ``model_l
 ``method`` and ``data_label`` (the table's text), for ``kind: ensemble``: ``members`` (labels
 of earlier runs) and ``objective`` (``nll`` or ``accuracy``), and for ``kind: average`` (one network
 whose weights are the mean of earlier runs', batch-norm statistics measured again on the training
-split; ``emolens average``): ``members`` and optionally ``weights``.
+split; ``emolens average``): ``members``, optionally ``weights`` (one a member) and ``last_epochs: N``
+(average each member's last N epoch checkpoints, which the member kept with ``keep_epochs``, instead of
+its exported model).
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ import numpy as np
 from ..engine.card import hardware
 from ..errors import EmolensError
 
-EXTRA_KEYS = ("label", "model_label", "method", "data_label", "kind", "members", "objective", "weights")
+EXTRA_KEYS = ("label", "model_label", "method", "data_label", "kind", "members", "objective", "weights",
+              "last_epochs")
 SCHEDULE_KEYS = ("epochs", "limit_train_batches", "max_train_rows", "max_val_rows", "note")
 
 
@@ -88,6 +91,7 @@ class RunSpec:
     members: list[str] = field(default_factory=list)
     objective: str = "nll"
     weights: list[float] | None = None
+    last_epochs: int = 0
 
 
 @dataclass
@@ -231,7 +235,8 @@ def _run_spec(entry: dict, base: dict, path: Path) -> RunSpec:
     return RunSpec(label=label, kind=kind, config=cfg, model_label=str(extras.get("model_label", "")),
                    method=str(extras.get("method", "")), data_label=str(extras.get("data_label", "")),
                    members=[_slug(m) for m in extras.get("members", [])], objective=str(extras.get("objective", "nll")),
-                   weights=[float(w) for w in extras["weights"]] if extras.get("weights") else None)
+                   weights=[float(w) for w in extras["weights"]] if extras.get("weights") else None,
+                   last_epochs=int(extras.get("last_epochs", 0)))
 
 
 # ----------------------------------------------------------------------------------- the table text
@@ -259,7 +264,8 @@ def method_text(spec: RunSpec) -> str:
     if spec.kind == "ensemble":
         return f"soft vote, weights tuned on validation ({spec.objective})"
     if spec.kind == "average":
-        return "mean of the members' weights, batch-norm statistics measured again on the training split"
+        which = f"the last {spec.last_epochs} epochs' checkpoints of each member" if spec.last_epochs else "the members"
+        return f"mean of the weights of {which}, batch-norm statistics measured again on the training split"
     cfg = spec.config
     parts = [BALANCE_TEXT.get(cfg.get("balance", "none"), str(cfg.get("balance")))]
     if cfg.get("pretrained"):
@@ -464,6 +470,23 @@ def _run_ensemble(spec: RunSpec, exp: Experiment, done: dict[str, RunResult], sp
     return result
 
 
+def _average_inputs(spec: RunSpec, members: list[RunResult]) -> tuple[list[str], list[float] | None]:
+    """The files an average row averages, with their weights: each member's exported model, or with
+    ``last_epochs`` its last N kept epoch checkpoints (each carrying the member's weight)."""
+    if not spec.last_epochs:
+        return [m.weights for m in members], spec.weights
+    paths, weights = [], []
+    for i, m in enumerate(members):
+        kept = sorted((Path(m.run_dir) / "checkpoints").glob("epoch*.ckpt"), key=lambda p: int(p.stem[5:]))
+        if len(kept) < spec.last_epochs:
+            raise EmolensError(f"average {spec.label}: run {m.label} kept {len(kept)} epoch checkpoint(s) in "
+                               f"{Path(m.run_dir) / 'checkpoints'}, fewer than last_epochs={spec.last_epochs}; "
+                               f"train it with keep_epochs: {spec.last_epochs}")
+        paths += [str(p) for p in kept[-spec.last_epochs:]]
+        weights += [spec.weights[i] if spec.weights else 1.0] * spec.last_epochs
+    return paths, weights
+
+
 def _run_average(spec: RunSpec, exp: Experiment, done: dict[str, RunResult], specs: dict[str, RunSpec],
                  threads: int | None, log) -> RunResult:
     """One network whose weights are the mean of the members' (``emolens average``), measured on validation."""
@@ -484,11 +507,11 @@ def _run_average(spec: RunSpec, exp: Experiment, done: dict[str, RunResult], spe
         ds = load_dataset(cfg["data"], ferplus=cfg.get("ferplus"), classes=cfg.get("classes"))
         train_split = ds.resolve_split(cfg.get("train_split"), "train")
         faces = ds.split(train_split).images
-        paths = [m.weights for m in members]
-        model, model_spec = average_models(paths, spec.weights, faces, name=spec.label)
+        paths, member_weights = _average_inputs(spec, members)
+        model, model_spec = average_models(paths, member_weights, faces, name=spec.label)
         save_model(model, model_spec, weights)
-        write_record(weights, paths, spec.weights, cfg["data"], train_split, len(faces),
-                     average_command(paths, weights, spec.weights, cfg["data"], train_split))
+        write_record(weights, paths, member_weights, cfg["data"], train_split, len(faces),
+                     average_command(paths, weights, member_weights, cfg["data"], train_split))
         val = ds.split(cfg.get("val_split"), "test")
         m = predicted_metrics(model, model_spec.preprocess, val.images, val.labels, list(model_spec.classes))
         m.extra = {"split": val.split_names[0] if len(val) else None, "members": spec.members}
