@@ -121,6 +121,13 @@ def test_dry_run_and_bad_configs(tmp_path, data_csv, capsys):
                                            "not found: later"):
         load_experiment(_experiment(tmp_path, data_csv, runs=[{"label": "s", "kind": "average",
                                                                "members": ["none", "later"]}, {"label": "later"}]))
+    for bad, message in [({"last_epochs": "four"}, "last_epochs must be a whole number of epochs"),
+                         ({"weights": [1]}, "average s has 1 weights for 2 members")]:
+        with pytest.raises(EmolensError, match=message):
+            load_experiment(_experiment(tmp_path, data_csv, runs=[{"label": "s", "kind": "average",
+                                                                   "members": ["none", "oversample"], **bad}]))
+    with pytest.raises(EmolensError, match="run t: last_epochs belongs to kind: average rows"):
+        load_experiment(_experiment(tmp_path, data_csv, runs=[{"label": "t", "last_epochs": 2}]))
     with pytest.raises(EmolensError, match="unique"):
         load_experiment(_experiment(tmp_path, data_csv, runs=[{"label": "none"}]))
 

@@ -27,7 +27,7 @@ pretrained: hub}, ...]``). A run's extra keys: ``label`` (its folder), ``model_l
 ``method`` and ``data_label`` (the table's text), for ``kind: ensemble``: ``members`` (labels
 of earlier runs) and ``objective`` (``nll`` or ``accuracy``), and for ``kind: average`` (one network
 whose weights are the mean of earlier runs', batch-norm statistics measured again on the training
-split; ``emolens average``): ``members``, optionally ``weights`` (one a member) and ``last_epochs: N``
+split; ``emolens average``): ``members``, optionally ``weights`` (one per member) and ``last_epochs: N``
 (average each member's last N epoch checkpoints, which the member kept with ``keep_epochs``, instead of
 its exported model).
 """
@@ -200,6 +200,9 @@ def load_experiment(path: str | Path, schedule_overrides: dict | None = None) ->
             if len(s.members) < 2 or missing:
                 raise EmolensError(f"{path}: {s.kind} {s.label} needs at least two members among the runs "
                                    f"listed before it; not found: {', '.join(missing) or '(fewer than two)'}")
+            if s.weights is not None and len(s.weights) != len(s.members):
+                raise EmolensError(f"{path}: {s.kind} {s.label} has {len(s.weights)} weights for "
+                                   f"{len(s.members)} members")
 
     sched_raw = dict(raw.get("schedule") or {})
     bad = sorted(set(sched_raw) - set(SCHEDULE_KEYS))
@@ -236,7 +239,17 @@ def _run_spec(entry: dict, base: dict, path: Path) -> RunSpec:
                    method=str(extras.get("method", "")), data_label=str(extras.get("data_label", "")),
                    members=[_slug(m) for m in extras.get("members", [])], objective=str(extras.get("objective", "nll")),
                    weights=[float(w) for w in extras["weights"]] if extras.get("weights") else None,
-                   last_epochs=int(extras.get("last_epochs", 0)))
+                   last_epochs=_last_epochs(extras, kind, path))
+
+
+def _last_epochs(extras: dict, kind: str, path: Path) -> int:
+    value = extras.get("last_epochs", 0)
+    if value and kind != "average":
+        raise EmolensError(f"{path}: run {extras.get('label', '?')}: last_epochs belongs to kind: average rows")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise EmolensError(f"{path}: run {extras.get('label', '?')}: last_epochs must be a whole number of "
+                           f"epochs (0 or more), not {value!r}")
+    return value
 
 
 # ----------------------------------------------------------------------------------- the table text
