@@ -1,14 +1,16 @@
-"""Lightning plug-ins of the training engine: atomic checkpoints and a wall-clock keeper."""
+"""Lightning plug-ins of the training engine: atomic checkpoints, the kept epochs' checkpoints and a
+wall-clock keeper."""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
 
 from lightning.fabric.utilities.cloud_io import _atomic_save
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ..models.weights import atomic_write_bytes
@@ -24,6 +26,20 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.close(fd)
         _atomic_save(checkpoint, tmp)
         os.replace(tmp, path)
+
+
+def keep_last_epochs(run_dir: Path, n: int) -> ModelCheckpoint:
+    """Keep the last ``n`` epochs' checkpoints as RUN/checkpoints/epochNN.ckpt (NN from 0: epoch07 after the
+    8th epoch); the highest epoch numbers are the last ones."""
+    return ModelCheckpoint(dirpath=Path(run_dir) / "checkpoints", filename="epoch{epoch:02d}", monitor="epoch",
+                           mode="max", save_top_k=n, auto_insert_metric_name=False, enable_version_counter=False)
+
+
+def kept_epoch_checkpoints(run_dir: str | Path) -> list[Path]:
+    """The epoch checkpoints :func:`keep_last_epochs` kept in a run folder, oldest first (by number, not name)."""
+    found = [(int(m.group(1)), p) for p in (Path(run_dir) / "checkpoints").glob("epoch*.ckpt")
+             if (m := re.fullmatch(r"epoch(\d+)\.ckpt", p.name))]
+    return [p for _, p in sorted(found)]
 
 
 def remove_partial_writes(folder: Path) -> list[Path]:

@@ -16,7 +16,7 @@ from ..data.balance import balance
 from ..errors import EmolensError
 from ..models.registry import count_parameters, create_model, model_info
 from ..models.weights import ModelSpec, Preprocess, save_model
-from .callbacks import AtomicCheckpointIO, TimeKeeper, read_seconds, remove_partial_writes
+from .callbacks import AtomicCheckpointIO, TimeKeeper, keep_last_epochs, read_seconds, remove_partial_writes
 from .config import TrainConfig, resolve_precision
 from .module import FERModule
 from .report import write_report
@@ -99,10 +99,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
                         every_n_epochs=1, enable_version_counter=False),
     ]
-    if cfg.keep_epochs:  # the highest epoch numbers are the last N: checkpoints/epoch07.ckpt after the 8th epoch
-        callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="epoch{epoch:02d}", monitor="epoch",
-                                         mode="max", save_top_k=cfg.keep_epochs, auto_insert_metric_name=False,
-                                         enable_version_counter=False))
+    if cfg.keep_epochs:
+        callbacks.append(keep_last_epochs(run_dir, cfg.keep_epochs))
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
     callbacks.append(TimeKeeper(run_dir))

@@ -486,11 +486,13 @@ def _run_ensemble(spec: RunSpec, exp: Experiment, done: dict[str, RunResult], sp
 def _average_inputs(spec: RunSpec, members: list[RunResult]) -> tuple[list[str], list[float] | None]:
     """The files an average row averages, with their weights: each member's exported model, or with
     ``last_epochs`` its last N kept epoch checkpoints (each carrying the member's weight)."""
+    from ..engine.callbacks import kept_epoch_checkpoints
+
     if not spec.last_epochs:
         return [m.weights for m in members], spec.weights
     paths, weights = [], []
     for i, m in enumerate(members):
-        kept = sorted((Path(m.run_dir) / "checkpoints").glob("epoch*.ckpt"), key=lambda p: int(p.stem[5:]))
+        kept = kept_epoch_checkpoints(m.run_dir)
         if len(kept) < spec.last_epochs:
             raise EmolensError(f"average {spec.label}: run {m.label} kept {len(kept)} epoch checkpoint(s) in "
                                f"{Path(m.run_dir) / 'checkpoints'}, fewer than last_epochs={spec.last_epochs}; "
