@@ -1,8 +1,10 @@
-"""Load check of ``emolens serve``: concurrent uploads over loopback, against the pipeline's own speed.
+"""Load and abuse check of ``emolens serve``: concurrent uploads over loopback, against the pipeline's
+own speed, optionally beside slow, oversized and never-reading clients.
 
     python benchmarks/load.py [--clients 32] [--requests 320] [--duration 60] [--model default]
     python benchmarks/load.py --url http://127.0.0.1:8000      # a server you started yourself
     python benchmarks/load.py --tiny --requests 64             # no bundled weights needed
+    python benchmarks/load.py --abuse                          # + 40 slow, 16 x 15 MiB, 8 never-reading
 
 First measures the pipeline alone (``Recognizer.predict`` on the decoded image, in this process,
 same thread count) in frames per second; then starts ``emolens serve`` in a child process on a
@@ -12,14 +14,25 @@ requests/s, p50/p99 latency, error count, and the ratio pipeline FPS / served re
 
 Target: no errors at 32 concurrent clients, and the ratio at most 2. Loopback only: other hosts
 are refused. Exit status 0 when the target is met, 1 when not, 2 on a setup problem.
+
+``--abuse`` runs, beside the normal clients and for as long as they run: ``--slow`` clients that
+send one header line every ``--slow-interval`` seconds (the server must cut them off after its
+header timeout), ``--oversized`` WebSocket clients each sending one ``--oversized-mb`` message
+(half binary, half text; the server must refuse each from its frame header, 1009) and
+``--never-reading`` WebSocket clients that send frames and never read the answers. It prints the
+server's resident memory (the server process and its children, from /proc) before, at its peak and
+after, and how the abusers were treated. Target then: 0 errors for the normal clients and memory
+back within 100 MB of its start (the pipeline/throughput ratio is printed, not judged).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
 import json
 import os
+import select
 import socket
 import statistics
 import subprocess
@@ -30,9 +43,12 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from emolens.serve.cli import is_loopback
+from emolens.serve.guard import is_loopback
 
 BOUNDARY = "emolens-load-check-boundary"
+MB = 1024 * 1024
+#: Memory target of the abuse run: back within this of the start.
+RSS_MARGIN_MB = 100
 
 
 def multipart(data: bytes, filename: str = "face.jpg", ctype: str = "image/jpeg") -> bytes:
@@ -155,6 +171,213 @@ def run_load(host: str, port: int, body: bytes, clients: int, total: int, durati
     return {"ok": len(latencies), "errors": errors, "wall_s": wall, "latencies": latencies}
 
 
+# ---------------------------------------------------------------- abuse: slow, oversized, never-reading
+
+def process_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants (``--workers``), in MB, from /proc; nan if unknown."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        todo += children.get(p, [])
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+        except (OSError, StopIteration, ValueError):
+            if p == pid:
+                return float("nan")
+    return total
+
+
+class RssSampler(threading.Thread):
+    """Samples a process tree's RSS every ``interval`` s; ``peak`` is the largest seen."""
+
+    def __init__(self, pid: int, interval: float = 0.05):
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.peak = pid, interval, 0.0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.peak = max(self.peak, process_rss_mb(self.pid))
+            self.stop.wait(self.interval)
+
+
+def ws_frame_header(opcode: int, length: int) -> bytes:
+    """A client frame header (FIN, masked with a zero key, so the payload goes as is)."""
+    first = bytes([0x80 | opcode])
+    if length < 126:
+        return first + bytes([0x80 | length]) + bytes(4)
+    if length < 65536:
+        return first + bytes([0x80 | 126]) + length.to_bytes(2, "big") + bytes(4)
+    return first + bytes([0x80 | 127]) + length.to_bytes(8, "big") + bytes(4)
+
+
+def ws_open(host: str, port: int, origin: str | None = None, timeout: float = 10.0) -> tuple[socket.socket, int]:
+    """A raw WebSocket handshake on /v1/stream: (socket, HTTP status; 101 when accepted)."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    key = base64.b64encode(os.urandom(16)).decode()
+    origin = origin if origin is not None else f"http://{host}:{port}"
+    sock.sendall((f"GET /v1/stream HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                  + (f"Origin: {origin}\r\n" if origin else "") + "\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)             # byte by byte: what follows the head stays in the socket
+        if not chunk:
+            break
+        head += chunk
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+    return sock, status
+
+
+def read_close_code(sock: socket.socket, timeout: float) -> int | None:
+    """Reads server frames until a close frame (its code) or the end of the connection (None)."""
+    sock.settimeout(timeout)
+    buf = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None
+            buf += chunk
+            while len(buf) >= 2:
+                opcode, length, at = buf[0] & 0x0F, buf[1] & 0x7F, 2
+                if length == 126:
+                    length, at = int.from_bytes(buf[2:4], "big"), 4
+                elif length == 127:
+                    length, at = int.from_bytes(buf[2:10], "big"), 10
+                if len(buf) < at + length:
+                    break
+                if opcode == 0x8:
+                    payload = buf[at:at + length]
+                    return int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+                buf = buf[at + length:]
+    except OSError:
+        return None
+
+
+def send_oversized(host: str, port: int, size: int, text: bool, timeout: float = 20.0) -> dict:
+    """One WebSocket message of ``size`` bytes, streamed from a shared buffer until the server refuses it."""
+    sock, status = ws_open(host, port, timeout=timeout)
+    sent = 0
+    try:
+        if status != 101:
+            return {"status": status, "sent": 0, "close_code": None}
+        sock.recv(65536)                                           # the hello
+        sock.sendall(ws_frame_header(0x1 if text else 0x2, size))
+        chunk, code = memoryview(ZEROS), None
+        try:
+            while sent < size:
+                if select.select([sock], [], [], 0)[0]:            # the server answered: its close frame
+                    code = read_close_code(sock, timeout=5)
+                    break
+                n = min(len(chunk), size - sent)
+                sock.sendall(chunk[:n])
+                sent += n
+            else:
+                code = read_close_code(sock, timeout=5)
+        except OSError:
+            pass                                                   # reset: the server closed first
+        return {"status": status, "sent": sent, "close_code": code, "refused": code == 1009 or sent < size}
+    finally:
+        sock.close()
+
+
+ZEROS = bytes(256 * 1024)
+
+
+def slow_headers(host: str, port: int, interval: float, limit_s: float) -> float:
+    """Sends one header line every ``interval`` s; returns the seconds until the server hung up."""
+    t0 = time.monotonic()
+    sock = socket.create_connection((host, port), timeout=10)
+    try:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        sock.settimeout(interval)
+        i = 0
+        while time.monotonic() - t0 < limit_s:
+            try:
+                if sock.recv(4096) == b"":
+                    break                                          # cut off
+            except socket.timeout:
+                pass
+            try:
+                sock.sendall(f"X-Slow-{i}: {i}\r\n".encode())
+            except OSError:
+                break
+            i += 1
+        return time.monotonic() - t0
+    except OSError:
+        return time.monotonic() - t0
+    finally:
+        sock.close()
+
+
+def never_reading(host: str, port: int, frame: bytes, stop: threading.Event) -> str:
+    """Sends frames and never reads an answer, until the server drops it or ``stop`` is set."""
+    sock, status = ws_open(host, port)
+    if status != 101:
+        sock.close()
+        return f"HTTP {status}"
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(2)
+    try:
+        while not stop.is_set():
+            sock.sendall(ws_frame_header(0x2, len(frame)) + frame)
+            time.sleep(0.02)
+        return "kept until the end"
+    except OSError:
+        return "dropped by the server"
+    finally:
+        sock.close()
+
+
+def run_abusers(host: str, port: int, frame: bytes, args, stop: threading.Event) -> tuple[list, dict]:
+    """Starts the abuser threads; returns them and the dict they fill in."""
+    out: dict = {"slow_s": [], "oversized": [], "never_reading": []}
+    lock = threading.Lock()
+
+    def record(key, fn, *a):
+        try:
+            value = fn(*a)
+        except OSError as e:
+            value = f"{type(e).__name__}"
+        with lock:
+            out[key].append(value)
+
+    threads = [threading.Thread(target=record, args=("slow_s", slow_headers, host, port, args.slow_interval,
+                                                     args.duration), daemon=True) for _ in range(args.slow)]
+    threads += [threading.Thread(target=record, args=("oversized", send_oversized, host, port,
+                                                      int(args.oversized_mb * MB), i % 2 == 1), daemon=True)
+                for i in range(args.oversized)]
+    threads += [threading.Thread(target=record, args=("never_reading", never_reading, host, port, frame, stop),
+                                 daemon=True) for _ in range(args.never_reading)]
+    for t in threads:
+        t.start()
+    return threads, out
+
+
+def abuse_summary(out: dict) -> dict:
+    refused = [o for o in out["oversized"] if isinstance(o, dict) and o["refused"]]
+    return {
+        "slow_clients": len(out["slow_s"]),
+        "slow_held_max_s": round(max(out["slow_s"]), 2) if out["slow_s"] else None,
+        "oversized_clients": len(out["oversized"]),
+        "oversized_refused": len(refused),
+        "oversized_close_1009": sum(o["close_code"] == 1009 for o in refused),
+        "oversized_sent_max_mb": round(max((o["sent"] for o in refused), default=0) / MB, 2),
+        "never_reading": {k: out["never_reading"].count(k) for k in set(out["never_reading"])},
+    }
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", default=None, help="a running server (loopback only); default: start one")
@@ -168,7 +391,22 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=int(os.environ.get("EMOLENS_THREADS", "1") or 1),
                    help="runtime threads, for the baseline and the server started here")
     p.add_argument("--workers", type=int, default=1, help="server processes (server started here)")
+    p.add_argument("--header-timeout", type=float, default=None, help="the started server's --header-timeout")
+    a = p.add_argument_group("abuse (beside the normal clients)")
+    a.add_argument("--abuse", action="store_true", help="add the abusers below (defaults: 40, 16 x 15 MiB, 8)")
+    a.add_argument("--slow", type=int, default=None, help="clients sending one header line every --slow-interval s")
+    a.add_argument("--slow-interval", type=float, default=5.0)
+    a.add_argument("--oversized", type=int, default=None, help="WebSocket clients sending one huge message")
+    a.add_argument("--oversized-mb", type=float, default=15.0)
+    a.add_argument("--never-reading", type=int, default=None, help="WebSocket clients that never read answers")
+    a.add_argument("--settle", type=float, default=15.0, help="seconds to wait for memory to come back down")
+    a.add_argument("--server-pid", type=int, default=None, help="with --url: the server's pid, to measure memory")
     args = p.parse_args()
+    for name, default in (("slow", 40), ("oversized", 16), ("never_reading", 8)):
+        if getattr(args, name) is None:
+            setattr(args, name, default if args.abuse else 0)
+        setattr(args, name, min(getattr(args, name), 256))
+    args.abuse = bool(args.slow or args.oversized or args.never_reading)
     if args.clients < 1 or args.requests < 1 or args.duration <= 0:
         p.error("--clients, --requests and --duration must be positive")
     args.requests = min(args.requests, 10_000)
@@ -210,13 +448,29 @@ def main() -> int:
             env = dict(os.environ, EMOLENS_CACHE_DIR=os.environ.get("EMOLENS_CACHE_DIR", tmp.name))
             cmd = [sys.executable, "-m", "emolens.cli", "serve", "--host", host, "--port", str(port),
                    "--model", model, "--workers", str(args.workers), "--log-level", "warning"]
+            if args.header_timeout:
+                cmd += ["--header-timeout", str(args.header_timeout)]
             proc = subprocess.Popen(cmd, env=env)
         wait_healthy(host, port, proc, timeout=120)
+        pid = proc.pid if proc is not None else args.server_pid
 
         body = multipart(data, image.name)
         # warm-up: a few requests so connection setup and first-call costs are not measured
         run_load(host, port, body, clients=min(args.clients, 4), total=min(8, args.requests), duration=30)
+        memory = {"rss_before_mb": process_rss_mb(pid)} if pid else {}
+        sampler = RssSampler(pid) if pid else None
+        if sampler:
+            sampler.start()
+        stop = threading.Event()
+        abusers, abused = run_abusers(host, port, data, args, stop) if args.abuse else ([], {})
         result = run_load(host, port, body, args.clients, args.requests, args.duration)
+        stop.set()
+        for t in abusers:
+            t.join(timeout=args.duration)
+        if sampler:
+            memory.update(settle_memory(pid, memory["rss_before_mb"], args.settle))
+            sampler.stop.set()
+            memory["rss_peak_mb"] = max(sampler.peak, memory["rss_after_mb"])
     finally:
         if proc is not None:
             proc.terminate()
@@ -236,15 +490,40 @@ def main() -> int:
         "p50_ms": round(percentile(lat, 0.50), 1), "p99_ms": round(percentile(lat, 0.99), 1),
         "mean_ms": round(statistics.fmean(lat), 1) if lat else None,
         "pipeline_fps": round(fps, 2), "fps_over_rps": round(ratio, 2),
+        **{k: round(v, 1) for k, v in memory.items()},
     }
     print(f"clients={args.clients}  requests={summary['requests']}  wall={summary['wall_s']} s")
     print(f"requests/s: {rps:.2f}   p50: {summary['p50_ms']} ms   p99: {summary['p99_ms']} ms   errors: {n_err}"
           + (f" {result['errors']}" if n_err else ""))
-    print(f"pipeline FPS / served requests/s: {ratio:.2f}  (target <= 2, no errors)")
+    print(f"pipeline FPS / served requests/s: {ratio:.2f}" + ("" if args.abuse else "  (target <= 2, no errors)"))
+    if "rss_peak_mb" in memory:
+        print(f"server memory (RSS): before {memory['rss_before_mb']:.0f} MB, peak {memory['rss_peak_mb']:.0f} MB, "
+              f"after {memory['rss_after_mb']:.0f} MB")
+    if args.abuse:
+        summary["abuse"] = abuse_summary(abused)
+        ab = summary["abuse"]
+        print(f"abuse: {ab['slow_clients']} slow clients held at most {ab['slow_held_max_s']} s; "
+              f"{ab['oversized_refused']}/{ab['oversized_clients']} oversized messages refused "
+              f"({ab['oversized_close_1009']} with close 1009; at most {ab['oversized_sent_max_mb']} MB sent "
+              f"of {args.oversized_mb:g}); never-reading: {ab['never_reading']}")
+        memory_ok = "rss_after_mb" not in memory or memory["rss_after_mb"] - memory["rss_before_mb"] <= RSS_MARGIN_MB
+        met = n_err == 0 and memory_ok and ab["oversized_refused"] == ab["oversized_clients"]
+        print(f"target: 0 errors for normal clients, memory back within {RSS_MARGIN_MB} MB, oversized refused")
+    else:
+        met = n_err == 0 and ratio <= 2.0
     print(json.dumps(summary))
-    met = n_err == 0 and ratio <= 2.0
     print("target met" if met else "target NOT met")
     return 0 if met else 1
+
+
+def settle_memory(pid: int, before: float, seconds: float) -> dict:
+    """Waits up to ``seconds`` for the server's RSS to come back within the margin; its last value."""
+    deadline = time.monotonic() + seconds
+    after = process_rss_mb(pid)
+    while after - before > RSS_MARGIN_MB and time.monotonic() < deadline:
+        time.sleep(0.25)
+        after = process_rss_mb(pid)
+    return {"rss_after_mb": after}
 
 
 if __name__ == "__main__":

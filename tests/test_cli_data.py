@@ -59,3 +59,43 @@ def test_real_ferplus_drops(tmp_path):
     dropped = sum(data["dropped"].values())
     assert data["total"] + dropped == 28709 + 3589
     assert data["dropped"]["not a face (NF)"] > 0
+
+
+def test_stats_reads_a_bom_crlf_csv(tmp_path, capsys):
+    images, labels = synthetic_faces(7)
+    plain = write_fer_csv(tmp_path / "plain.csv", images, labels, ["Training"] * 7)
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes().replace(b"\n", b"\r\n"))
+    assert main(["data", "stats", str(excel)]) == 0
+    assert "Training" in capsys.readouterr().out
+
+
+def test_stats_votes_row_without_votes_is_one_line(tmp_path, capsys):
+    images, labels = synthetic_faces(2)
+    csv = write_fer_csv(tmp_path / "fer2013.csv", images, labels, ["Training"] * 2)
+    votes = tmp_path / "fer2013new.csv"
+    votes.write_text("Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
+                     "Training,a,0,10,0,0,0,0,0,0,0,0\nTraining,b,0,0,0,0,0,0,0,0,0,0\n")
+    assert main(["data", "stats", str(csv), "--ferplus", str(votes)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"emolens: error: {votes}: row 2 (line 3): no votes (all 10 vote counts are 0), so the face has no label"
+
+
+def test_predict_names_symlink_loops_and_dangling_links(tmp_path, capsys):
+    import shutil
+
+    from emolens.assets import ASTRONAUT
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(ASTRONAUT, folder / "good.jpg")
+    (folder / "loop1.jpg").symlink_to("loop2.jpg")
+    (folder / "loop2.jpg").symlink_to("loop1.jpg")
+    (folder / "gone.png").symlink_to(tmp_path / "deleted.png")
+    out = tmp_path / "faces.json"
+    assert main(["predict", str(folder), "--quiet", "--json", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"{folder / 'loop1.jpg'}: symbolic link loop" in err
+    assert f"{folder / 'gone.png'}: broken symbolic link" in err
+    assert "1 image(s), 1 face(s), 3 bad file(s) skipped" in err
+    assert "good.jpg" in out.read_text()

@@ -93,7 +93,7 @@ def test_ferplus_majority_soft_labels_and_drops(tmp_path):
     ds = read_ferplus(csv, votes)
     assert ds.class_names == ("neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt")
     assert list(ds.labels) == [0, 2, 7]
-    assert ds.dropped == {"not a face (NF)": 1, "unknown": 1, "no votes": 0}
+    assert ds.dropped == {"not a face (NF)": 1, "unknown": 1}
     np.testing.assert_allclose(ds.soft_labels[0, :2], [0.6, 0.4])
     np.testing.assert_allclose(ds.soft_labels.sum(1), 1.0, rtol=1e-6)
     np.testing.assert_array_equal(ds.images[1], images[3])   # aligned by position
@@ -188,3 +188,61 @@ def test_class_names():
     assert resolve_class_set("basic5") == ("angry", "happy", "sad", "surprise", "neutral")
     with pytest.raises(DataError, match="unknown class name 'bored'"):
         resolve_class_set("happy,bored")
+
+
+# ---------------------------------------------------------------- the bad-input corpus
+
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_fer2013_with_bom_and_crlf_reads(tmp_path, suffix):
+    import gzip
+
+    images, labels = synthetic_faces(4)
+    plain = write_fer_csv(tmp_path / "plain.csv", images, labels, ["Training"] * 2 + ["PublicTest"] * 2)
+    data = b"\xef\xbb\xbf" + plain.read_bytes().replace(b"\n", b"\r\n")      # as a spreadsheet saves it
+    path = tmp_path / f"excel{suffix}"
+    path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+    ds = read_fer2013(path, use_cache=False)
+    np.testing.assert_array_equal(ds.images, images)
+    np.testing.assert_array_equal(ds.labels, labels)
+    assert ds.split_names == ["Training", "PublicTest"]
+
+
+def test_ferplus_votes_with_bom_and_crlf_read(tmp_path):
+    images, labels = synthetic_faces(2)
+    csv = write_fer_csv(tmp_path / "fer2013.csv", images, labels, ["Training"] * 2)
+    votes = tmp_path / "v.csv"
+    votes.write_bytes(b"\xef\xbb\xbf" + (VOTE_HEADER + "\r\nTraining,a,0,9,0,0,0,0,0,1,0,0\r\n"
+                                         "Training,b,0,0,8,0,0,0,0,0,2,0\r\n").encode())
+    assert list(read_ferplus(csv, votes).labels) == [1, 2]
+
+
+def test_ferplus_row_without_votes_is_an_error(tmp_path):
+    images, labels = synthetic_faces(3)
+    csv = write_fer_csv(tmp_path / "fer2013.csv", images, labels, ["Training"] * 3)
+    votes = _votes_file(tmp_path / "v.csv", [["Training", "a", 10, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                                             ["Training", "b", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                                             ["Training", "c", 0, 10, 0, 0, 0, 0, 0, 0, 0, 0]])
+    with pytest.raises(DataError) as info:
+        read_ferplus(csv, votes)
+    message = str(info.value)
+    assert message == f"{votes}: row 2 (line 3): no votes (all 10 vote counts are 0), so the face has no label"
+    assert "\n" not in message
+
+
+def test_image_folder_names_symlink_loops_and_dangling_links(tmp_path):
+    root = tmp_path / "links"
+    _write_png(root / "happy" / "a.png")
+    _write_png(root / "sad" / "b.png")
+    (root / "happy" / "loop1.png").symlink_to("loop2.png")
+    (root / "happy" / "loop2.png").symlink_to("loop1.png")
+    (root / "sad" / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    (root / "sad" / "up").symlink_to(root, target_is_directory=True)     # a folder loop: not followed
+    with pytest.warns(UserWarning) as caught:
+        ds = load_dataset(root)
+    message = str(caught[0].message)
+    assert "skipped 3 unreadable image(s)" in message
+    assert f"{root / 'happy' / 'loop1.png'}: symbolic link loop" in message
+    assert f"{root / 'sad' / 'gone.jpg'}: broken symbolic link to {tmp_path / 'deleted.jpg'}" in message
+    assert len(ds) == 2 and ds.counts()["all"] == {"happy": 1, "sad": 1}   # the good files are still read
+    with pytest.raises(DataError, match="symbolic link loop"):
+        load_dataset(root, strict=True)

@@ -23,9 +23,20 @@ from PIL import Image  # noqa: E402
 from emolens.assets import ASTRONAUT  # noqa: E402
 from emolens.serve import ServeSettings, create_app  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:Using .httpx. with .starlette.testclient")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:Using .httpx. with .starlette.testclient",
+                                        "ignore:Corrupt EXIF data")
 
 LIMIT = 300_000  # bytes; small so that the 413 tests stay cheap
+LOCAL = "http://127.0.0.1"                 # the test client's base URL: a loopback Host header
+PAGE_ORIGIN = {"origin": LOCAL}            # the app's own page, as a browser would send it
+STREAM = "ws://127.0.0.1/v1/stream"        # (the test client's WebSockets ignore its base URL)
+
+
+def local_client(app):
+    """Starlette's test client, calling the app as the browser on this machine would (Host 127.0.0.1)."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, base_url=LOCAL)
 
 
 def encode(arr: np.ndarray, fmt: str, **kw) -> bytes:
@@ -56,9 +67,7 @@ def app(settings):
 
 @pytest.fixture(scope="module")
 def client(app):
-    from fastapi.testclient import TestClient
-
-    with TestClient(app) as c:
+    with local_client(app) as c:
         yield c
 
 
@@ -185,9 +194,50 @@ def test_content_type_is_not_trusted(client, face_jpeg):
     assert_error(post_image(client, b"hello, not an image", name="x.jpg"), 415, "unsupported_media_type")
 
 
-@pytest.mark.parametrize("payload", [b"%PDF-1.4\n...", b"GIF89a" + b"\x00" * 64, b"<svg xmlns='x'/>", b"BM" + b"\0" * 60])
+@pytest.mark.parametrize("payload", [b"%PDF-1.4\n...", b"<svg xmlns='x'/>", b"PK\x03\x04zip", b"\x00\x00\x00\x18ftypheic"])
 def test_non_images_and_other_formats_get_415(client, payload):
-    assert_error(post_image(client, payload, name="file.bin", ctype="application/octet-stream"), 415)
+    err = assert_error(post_image(client, payload, name="file.bin", ctype="application/octet-stream"), 415)
+    assert "JPEG, PNG, WebP, GIF, TIFF or BMP" in err["message"]
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF", "BMP"])
+def test_gif_tiff_bmp_are_read_like_the_cli(client, face_rgb, fmt):
+    from emolens.vision.images import decode_image as cli_decode
+
+    data = encode(face_rgb[::2, ::2], fmt)
+    r = post_image(client, data, name="face." + fmt.lower(), ctype="application/octet-stream")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["width"], body["height"]) == cli_decode(data).shape[1::-1] == (256, 256)
+    assert len(body["faces"]) == 1
+
+
+def test_animated_gif_uses_its_first_frame(client, face_rgb):
+    frames = [Image.fromarray(face_rgb[::2, ::2]), Image.new("RGB", (256, 256), (20, 20, 20))]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    r = post_image(client, buf.getvalue(), name="anim.gif", ctype="image/gif")
+    assert r.status_code == 200 and len(r.json()["faces"]) == 1      # the face is on frame 0 only
+
+
+def test_error_messages_show_no_reprs_addresses_or_paths(client, face_rgb):
+    png = encode(face_rgb[:64, :64], "PNG")
+    bad_crc = png[:29] + bytes([png[29] ^ 0xFF]) + png[30:]          # IHDR checksum broken
+    payloads = [bad_crc, png[:80], b"GIF89a" + b"\x00" * 64, b"BM" + b"\0" * 60, b"II*\x00" + b"\1" * 40]
+    for data in payloads:
+        err = assert_error(post_image(client, data, ctype="application/octet-stream"), 422, "corrupt_image")
+        for leak in ("0x", "BytesIO", "object at", "/tmp", "/home", "site-packages", "Traceback"):
+            assert leak not in err["message"], err["message"]
+
+
+def test_docs_page_is_served_offline(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    assert "cdn" not in page.text.lower() and "https://" not in page.text
+    scripts = [part.split('"')[1] for part in page.text.split("src=")[1:]]
+    assert scripts and all(src.startswith("/") for src in scripts)
+    for src in scripts:
+        assert client.get(src).status_code == 200
 
 
 def test_corrupt_images_get_422(client, face_jpeg, face_rgb):
@@ -196,6 +246,7 @@ def test_corrupt_images_get_422(client, face_jpeg, face_rgb):
     broken = png[:40] + bytes(b ^ 0x5A for b in png[40:200]) + png[200:]
     assert_error(post_image(client, broken, ctype="image/png"), 422, "corrupt_image")  # damaged PNG
     assert_error(post_image(client, b"RIFF\x10\x00\x00\x00WEBPVP8 junk", ctype="image/webp"), 422)
+    assert_error(post_image(client, encode(face_rgb[:64, :64], "GIF")[:30], ctype="image/gif"), 422, "corrupt_image")
     assert_error(post_image(client, b""), 422, "empty_file")
 
 
@@ -223,10 +274,8 @@ def test_chunked_upload_over_the_limit_gets_413(client):
 
 
 def test_decompression_bomb_gets_413(tiny_model, face_rgb):
-    from fastapi.testclient import TestClient
-
     small = create_app(ServeSettings(model=str(tiny_model), max_pixels=100_000))
-    with TestClient(small) as c:
+    with local_client(small) as c:
         assert_error(post_image(c, encode(face_rgb, "JPEG")), 413, "image_too_large")   # 512x512 > 100k px
         assert post_image(c, encode(face_rgb[::2, ::2], "JPEG")).status_code == 200
 
@@ -260,12 +309,10 @@ def test_concurrent_uploads_on_a_real_server(server, face_rgb):
 
 
 def test_overload_gets_503(tiny_model, face_jpeg):
-    from fastapi.testclient import TestClient
-
     from emolens.serve.engine import Engine
 
     engine = Engine(ServeSettings(model=str(tiny_model), max_pending=4))
-    with TestClient(create_app(engine.settings, engine=engine)) as c:
+    with local_client(create_app(engine.settings, engine=engine)) as c:
         engine.pending = 4  # as if four uploads were already waiting for the recognizer
         r = post_image(c, face_jpeg)
         assert_error(r, 503, "overloaded")
@@ -283,7 +330,7 @@ def shifted(face_rgb: np.ndarray, dx: int) -> bytes:
 
 
 def test_stream_answers_frames_with_track_ids(client, face_rgb):
-    with client.websocket_connect("/v1/stream") as ws:
+    with client.websocket_connect(STREAM, headers=PAGE_ORIGIN) as ws:
         hello = ws.receive_json()
         assert hello["type"] == "hello" and hello["model"]["name"] == "tiny7"
         ids = []
@@ -300,7 +347,7 @@ def test_stream_answers_frames_with_track_ids(client, face_rgb):
 
 
 def test_stream_bad_frames_get_errors_and_the_stream_goes_on(client, face_jpeg):
-    with client.websocket_connect("/v1/stream") as ws:
+    with client.websocket_connect(STREAM, headers=PAGE_ORIGIN) as ws:
         ws.receive_json()
         ws.send_bytes(b"not an image at all")
         err = ws.receive_json()
@@ -315,7 +362,7 @@ def test_stream_bad_frames_get_errors_and_the_stream_goes_on(client, face_jpeg):
 
 
 def test_stream_drops_stale_frames_instead_of_queueing(client, face_jpeg):
-    with client.websocket_connect("/v1/stream") as ws:
+    with client.websocket_connect(STREAM, headers=PAGE_ORIGIN) as ws:
         ws.receive_json()
         n = 12
         for _ in range(n):           # a burst much faster than recognition
@@ -334,11 +381,10 @@ def test_stream_drops_stale_frames_instead_of_queueing(client, face_jpeg):
 
 
 def test_stream_frame_over_the_limit_closes_1009(tiny_model):
-    from fastapi.testclient import TestClient
     from starlette.websockets import WebSocketDisconnect
 
     app = create_app(ServeSettings(model=str(tiny_model), max_frame_bytes=1000))
-    with TestClient(app) as c, c.websocket_connect("/v1/stream") as ws:
+    with local_client(app) as c, c.websocket_connect(STREAM, headers=PAGE_ORIGIN) as ws:
         ws.receive_json()
         ws.send_bytes(b"\xff\xd8\xff" + b"\0" * 2000)
         with pytest.raises(WebSocketDisconnect) as info:
@@ -347,13 +393,12 @@ def test_stream_frame_over_the_limit_closes_1009(tiny_model):
 
 
 def test_stream_limit_refuses_with_1013(tiny_model):
-    from fastapi.testclient import TestClient
     from starlette.websockets import WebSocketDisconnect
 
     app = create_app(ServeSettings(model=str(tiny_model), max_streams=1))
-    with TestClient(app) as c, c.websocket_connect("/v1/stream") as first:
+    with local_client(app) as c, c.websocket_connect(STREAM, headers=PAGE_ORIGIN) as first:
         assert first.receive_json()["type"] == "hello"
-        with c.websocket_connect("/v1/stream") as second:
+        with c.websocket_connect(STREAM, headers=PAGE_ORIGIN) as second:
             with pytest.raises(WebSocketDisconnect) as info:
                 second.receive_json()
             assert info.value.code == 1013
@@ -393,12 +438,12 @@ def test_slow_and_vanished_clients_do_not_block_others(server, face_rgb, face_jp
     url = server.ws_url + "/v1/stream"
     frame = shifted(face_rgb, 0)
 
-    flooder = connect(url, max_size=None)
+    flooder = connect(url, max_size=None, origin=server.url)
     flooder.recv(timeout=10)                              # hello; then never read again
     for _ in range(40):
         flooder.send(frame)
 
-    vanishing = connect(url)
+    vanishing = connect(url, origin=server.url)
     vanishing.recv(timeout=10)
     vanishing.send(frame)
     vanishing.socket.shutdown(socket.SHUT_RDWR)         # gone without a close handshake
@@ -406,7 +451,7 @@ def test_slow_and_vanished_clients_do_not_block_others(server, face_rgb, face_jp
 
     try:
         t0 = time.monotonic()
-        with connect(url) as polite:
+        with connect(url, origin=server.url) as polite:
             assert json.loads(polite.recv(timeout=10))["type"] == "hello"
             for i in range(3):
                 polite.send(frame)
@@ -449,6 +494,38 @@ def test_cli_serve_settings_and_bad_model(capsys, tmp_path):
     # a model that does not exist fails with one line before any port is opened
     assert main(["serve", "--model", str(tmp_path / "missing.safetensors"), "--port", "1"]) == 2
     assert "no such weights file" in capsys.readouterr().err
+
+
+def test_cli_serve_exposure_flags():
+    from emolens.cli import build_parser
+    from emolens.serve.cli import settings_from_args
+
+    args = build_parser().parse_args(["serve", "--allow-origin", "https://a.example/", "--allow-origin", "http://b.lan:81",
+                                      "--allow-host", "Emolens.Example.com", "--max-message-mb", "0.5",
+                                      "--header-timeout", "3", "--body-timeout", "4", "--min-confidence", "0.6"])
+    s = settings_from_args(args)
+    assert s.allow_origins == ["https://a.example", "http://b.lan:81"] and s.allow_hosts == ["emolens.example.com"]
+    assert (s.max_frame_bytes, s.header_timeout_s, s.body_timeout_s, s.min_confidence) == (512 * 1024, 3.0, 4.0, 0.6)
+    defaults = settings_from_args(build_parser().parse_args(["serve"]))
+    assert (defaults.allow_origins, defaults.allow_hosts, defaults.min_confidence) == ([], [], None)
+    assert defaults.max_frame_bytes == 2 * 1024 * 1024
+
+
+def test_min_confidence_reaches_the_recognizer(tiny_model, face_jpeg):
+    """--min-confidence P: a face whose top probability is under P is 'uncertain', probabilities kept (when the
+    Recognizer accepts min_confidence; an older one is served without it)."""
+    import inspect
+
+    from emolens.api import Recognizer
+
+    app = create_app(ServeSettings(model=str(tiny_model), min_confidence=0.99))   # the random tiny model is unsure
+    with local_client(app) as c:
+        r = post_image(c, face_jpeg)
+    assert r.status_code == 200 and len(r.json()["faces"]) == 1
+    face = r.json()["faces"][0]
+    if "min_confidence" in inspect.signature(Recognizer).parameters:
+        assert face["label"] == "uncertain" and face["confidence"] < 0.99
+        assert abs(sum(face["probabilities"].values()) - 1) < 1e-3
 
 
 def test_settings_travel_to_worker_processes(monkeypatch, tiny_model):

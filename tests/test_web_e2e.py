@@ -273,3 +273,139 @@ def test_phone_layout_and_image_upload(browser, server):
     assert "415" in msg
     bad.unlink()
     browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+#: Checks the label rectangles drawn on an overlay: inside the picture, none over another. Returns a report.
+LABEL_LAYOUT = r"""
+const L = window.emolens.state.layout[arguments[0]];
+if (!L) return null;
+const b = L.bounds, eps = 0.5, out = { n: L.labels.length, outside: [], overlapping: [], stacked: 0 };
+L.labels.forEach((r, i) => {
+  if (r.x < b.x - eps || r.y < b.y - eps || r.x + r.w > b.x + b.w + eps || r.y + r.h > b.y + b.h + eps) out.outside.push(i);
+  L.labels.forEach((q, j) => {
+    if (j <= i) return;
+    const xs = r.x < q.x + q.w && q.x < r.x + r.w, ys = r.y < q.y + q.h && q.y < r.y + r.h;
+    if (xs && ys) out.overlapping.push([i, j]);
+    if (xs && !ys) out.stacked++;          // side by side they would have collided: one was moved
+  });
+});
+return out;
+"""
+
+#: Clicks the middle of face i's box on an overlay (as a user's click, at its screen position).
+CLICK_FACE = r"""
+const cv = document.getElementById(arguments[0]), L = window.emolens.state.layout[arguments[0]], b = L.boxes[arguments[1]];
+const r = cv.getBoundingClientRect(), k = r.width / L.width;
+cv.dispatchEvent(new MouseEvent('click', { bubbles: true, clientX: r.left + (b.x + b.w / 2) * k, clientY: r.top + (b.y + b.h / 2) * k }));
+"""
+
+#: Distinct colours among a canvas's opaque pixels (a blank thumbnail has one).
+CANVAS_COLOURS = r"""
+const d = arguments[0].getContext('2d').getImageData(0, 0, arguments[0].width, arguments[0].height).data;
+const seen = new Set();
+for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0) seen.add((d[i] >> 4) + ',' + (d[i + 1] >> 4) + ',' + (d[i + 2] >> 4));
+return seen.size;
+"""
+
+
+def four_faces_png(path: Path) -> Path:
+    """Four heads in a row at the top of a tall picture: shown small, their labels would collide, and
+    the last one's would leave the picture at the right."""
+    from PIL import Image
+
+    from emolens.assets import face_frame
+
+    canvas = np.full((900, 480, 3), 96, np.uint8)
+    canvas[:200] = face_frame(4, size=(480, 200))
+    Image.fromarray(canvas).save(path)
+    return path
+
+
+def assert_labels_placed(browser, canvas_id: str, n_faces: int) -> dict:
+    report = browser.execute_script(LABEL_LAYOUT, canvas_id)
+    assert report and report["n"] == n_faces, report
+    assert report["outside"] == [] and report["overlapping"] == [], report
+    return report
+
+
+def test_upload_pauses_live_lists_faces_and_places_labels(browser, server, tmp_path):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    browser.set_window_size(1280, 900)
+    browser.get_log("browser")                   # start from an empty browser log
+    open_page(browser, server, "lang=en&fps=8&mute=1")
+    browser.find_element("id", "start").click()
+    wait_for(browser, "window.emolens.state.answered > 1", 60, "live answers")
+    follow = browser.find_element("id", "follow").text
+    assert follow.startswith("Face #") and "largest" in follow
+
+    # the Image tab pauses the live stream: nothing sent, nothing drawn over the panel
+    browser.find_element("id", "tab-image").click()
+    assert browser.execute_script("return window.emolens.state.paused") is True
+    time.sleep(0.6)                              # an answer to a frame already in flight may still come
+    sent, answered = browser.execute_script("return [window.emolens.state.sent, window.emolens.state.answered]")
+    picture = four_faces_png(tmp_path / "four.png")
+    browser.find_element("id", "file").send_keys(str(picture))
+    data = wait_for(browser, "window.emolens.state.lastUpload", 30, "the upload's answer")
+    faces = data["faces"]
+    assert len(faces) == 4
+    time.sleep(1.5)
+    assert browser.execute_script("return [window.emolens.state.sent, window.emolens.state.answered]") == [sent, answered]
+    areas = [(f["box"][2] - f["box"][0]) * (f["box"][3] - f["box"][1]) for f in faces]
+    big = areas.index(max(areas))
+    top = browser.find_element("id", "top-label").text.lower()
+    assert top == faces[big]["label"]                 # the upload's largest face, not the camera's
+    assert browser.find_element("id", "follow").text == f"Face {big + 1}/4 · the largest (click a face to follow it)"
+
+    # one entry per face: a thumbnail of its crop, its label, its top probabilities; and the JSON
+    items = browser.find_elements("css selector", "#face-list li")
+    assert len(items) == 4
+    for i, (item, face) in enumerate(zip(items, faces)):
+        assert browser.execute_script(CANVAS_COLOURS, item.find_element("css selector", "canvas.thumb")) > 20
+        assert item.find_element("css selector", ".label").text.startswith(f"#{i + 1} {face['label']}")
+        assert item.find_element("css selector", ".tops").text.count("%") == 3
+    link = browser.find_element("id", "json-link")
+    assert link.get_attribute("download").endswith(".json")
+    fetched = browser.execute_async_script(
+        "fetch(arguments[0]).then(r => r.json()).then(arguments[1], () => arguments[1](null))", link.get_attribute("href"))
+    assert fetched and len(fetched["faces"]) == 4 and fetched["faces"][0]["box"] == faces[0]["box"]
+
+    # labels: inside the picture, none over another (stacked where they would collide)
+    report = assert_labels_placed(browser, "still-overlay", 4)
+    assert report["stacked"] >= 1, report
+    full_screenshot(browser, ARTIFACTS / "web-upload-desktop.png")
+
+    # the panel follows the face clicked
+    chosen = 2 if big != 2 else 1
+    browser.execute_script(CLICK_FACE, "still-overlay", chosen)
+    assert browser.find_element("id", "follow").text == f"Face {chosen + 1}/4 · chosen"
+    assert "selected" in browser.find_elements("css selector", "#face-list li")[chosen].get_attribute("class")
+    assert browser.find_element("id", "top-label").text.lower() == faces[chosen]["label"]
+
+    # a phone: the same picture, labels still inside and apart
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
+    wait_for(browser, "window.innerWidth <= 420 && window.emolens.state.layout['still-overlay'] && "
+                      "window.emolens.state.layout['still-overlay'].width <= 840", 10, "the phone-sized redraw")
+    assert_labels_placed(browser, "still-overlay", 4)
+    full_screenshot(browser, ARTIFACTS / "web-upload-phone.png")
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+    # a face under the server's --min-confidence: grey, "uncertain", and no crash on a label outside the classes
+    browser.execute_script("const d = JSON.parse(JSON.stringify(window.emolens.state.lastUpload));"
+                           "d.faces[0].label = 'uncertain'; window.emolens.showUpload(d);")
+    assert browser.execute_script(BOX_PIXELS, "still-overlay", "#a1a1aa") > 100
+    first = browser.find_elements("css selector", "#face-list li")[0]
+    assert first.find_element("css selector", ".label").text == "#1 uncertain"
+    browser.execute_script(CLICK_FACE, "still-overlay", 0)
+    assert browser.find_element("id", "top-label").text.lower() == "uncertain"
+    assert_labels_placed(browser, "still-overlay", 4)
+    errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE" and e.get("source") == "javascript"]
+    assert errors == [], errors
+
+    # back on the live tab the stream resumes
+    browser.find_element("id", "tab-live").click()
+    wait_for(browser, f"window.emolens.state.sent > {sent} && window.emolens.state.answered > {answered}", 30,
+             "the stream to resume")
+    assert browser.execute_script("return window.emolens.state.paused") is False
+    browser.find_element("id", "stop").click()

@@ -24,12 +24,16 @@ KNOWN_USAGES = ("Training", "PublicTest", "PrivateTest")
 
 
 def open_text(path: Path) -> io.TextIOBase:
-    """Open a plain or gzip-compressed text file (decided by its magic bytes, not its name)."""
+    """Open a plain or gzip-compressed text file (decided by its magic bytes, not its name).
+
+    A UTF-8 byte-order mark (as spreadsheet programs write) is dropped; CRLF line ends are read
+    like LF ones by the csv module.
+    """
     with open(path, "rb") as f:
         magic = f.read(2)
     if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def _parse(path: Path) -> dict[str, np.ndarray]:

@@ -1,11 +1,14 @@
 """The ASGI app: REST upload, WebSocket stream, model list, health, the offline web page.
 
-    POST /v1/predict    multipart field ``file`` (JPEG/PNG/WebP) -> faces as JSON
+    POST /v1/predict    multipart field ``file`` (JPEG/PNG/WebP/GIF/TIFF/BMP) -> faces as JSON
     WS   /v1/stream     binary frames (JPEG/PNG/WebP) in, one JSON reply per processed frame out
     GET  /v1/models     the loaded model and the bundled ones
     GET  /healthz       liveness
-    GET  /openapi.json  the OpenAPI schema
+    GET  /openapi.json  the OpenAPI schema; GET /docs its Swagger UI (assets served locally)
     GET  /              the web page (webcam, upload, timeline, voice assistant)
+
+Who may call it (Host names, origins) is decided by :mod:`.guard`; sizes and timeouts by
+:mod:`.limits`.
 
 Build it with :func:`create_app` (tests, one process) or let uvicorn call
 :func:`app_from_env` in each worker process (``emolens serve --workers N``).
@@ -22,13 +25,16 @@ from fastapi import FastAPI, File, Request, UploadFile, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from .. import __version__
 from ..errors import EmolensError
 from .config import ServeSettings
 from .engine import Engine, Overloaded
-from .imageio import ImageRejected, decode_image
+from .guard import OriginHostGuard
+from .imageio import ACCEPTED_TEXT, ImageRejected, decode_image, public_message
 from .limits import BodySizeLimit
 from .schemas import ErrorResponse, Health, ModelsResponse, PredictResponse
 from .stream import StreamHandler
@@ -36,13 +42,14 @@ from .stream import StreamHandler
 log = logging.getLogger("emolens.serve")
 STATIC = Path(__file__).parent / "static"
 
-ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-               415: "unsupported_media_type", 422: "unprocessable", 500: "internal_error",
-               503: "overloaded"}
+ERROR_CODES = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+               408: "request_timeout", 413: "payload_too_large", 415: "unsupported_media_type",
+               422: "unprocessable", 500: "internal_error", 503: "overloaded"}
 
 
 def error_response(status: int, message: str, code: str | None = None, headers: dict | None = None) -> JSONResponse:
-    body = {"error": {"status": status, "code": code or ERROR_CODES.get(status, "error"), "message": message}}
+    body = {"error": {"status": status, "code": code or ERROR_CODES.get(status, "error"),
+                      "message": public_message(message)}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -58,7 +65,7 @@ def create_app(settings: ServeSettings | None = None, engine: Engine | None = No
         await streams.close_all()
         engine.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # FastAPI, with /docs served from local assets instead of a CDN
         title="emolens", version=__version__, lifespan=lifespan,
         description="Facial expression recognition: upload an image or stream webcam frames, get faces, "
                     "expression labels and probabilities. Runs offline on a CPU.\n\n"
@@ -66,16 +73,25 @@ def create_app(settings: ServeSettings | None = None, engine: Engine | None = No
                     "as one binary message (JPEG, PNG or WebP); each processed frame is answered with "
                     "`{\"type\": \"result\", \"seq\", \"faces\" (with track_id), \"dropped\", ...}`; "
                     "a frame arriving while an older one waits replaces it. See docs/serve.md.",
-        docs_url=None, redoc_url=None,  # the stock docs pages load scripts from a CDN; the schema is enough
-        openapi_url="/openapi.json",
+        docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
+        swagger_ui_parameters={"validatorUrl": None},  # no call to the online validator
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.streams = streams
-    app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes, paths=("/v1/predict",))
+    # the last added runs first: Host/Origin checks, then CORS, then the body limits
+    app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes, paths=("/v1/predict",),
+                       timeout_s=settings.body_timeout_s)
+    if settings.allow_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.allow_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["*"])
+    app.add_middleware(OriginHostGuard, bind_host=settings.host, allow_hosts=settings.allow_hosts,
+                       allow_origins=settings.allow_origins)
 
-    errors = {413: {"model": ErrorResponse, "description": "upload larger than the limit"},
-              415: {"model": ErrorResponse, "description": "not a JPEG, PNG or WebP image"},
+    errors = {403: {"model": ErrorResponse, "description": "a request from another web page's origin"},
+              408: {"model": ErrorResponse, "description": "the upload did not arrive in time"},
+              413: {"model": ErrorResponse, "description": "upload larger than the limit"},
+              415: {"model": ErrorResponse, "description": f"not {ACCEPTED_TEXT}"},
               422: {"model": ErrorResponse, "description": "corrupt image or missing `file` field"},
               503: {"model": ErrorResponse, "description": "too many requests waiting"}}
 
@@ -112,7 +128,7 @@ def create_app(settings: ServeSettings | None = None, engine: Engine | None = No
     # ---- REST ----
     @app.post("/v1/predict", response_model=PredictResponse, responses=errors, tags=["recognition"],
               summary="Recognise the faces in an uploaded image")
-    async def predict(file: UploadFile = File(..., description="JPEG, PNG or WebP image")):
+    async def predict(file: UploadFile = File(..., description="JPEG, PNG, WebP, GIF (first frame), TIFF or BMP")):
         t0 = time.perf_counter()
         if file.size is not None and file.size > settings.max_upload_bytes:
             raise ImageRejected(413, "payload_too_large",

@@ -28,10 +28,18 @@ class RunningServer:
 
 @contextlib.contextmanager
 def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0, timeout: float = 30.0, log_level: str = "warning"):
-    """Start uvicorn serving ``app`` in a thread; yields a :class:`RunningServer`; stops it on exit."""
+    """Start uvicorn serving ``app`` in a thread; yields a :class:`RunningServer`; stops it on exit.
+
+    The limits of ``app.state.settings`` (message size, header deadline...) apply as with ``emolens serve``.
+    """
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", ws_ping_interval=None)
+    from .config import ServeSettings
+    from .limits import uvicorn_options
+
+    settings = getattr(getattr(app, "state", None), "settings", None) or ServeSettings()
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", ws_ping_interval=None,
+                            **uvicorn_options(settings))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="emolens-uvicorn", daemon=True)
     thread.start()

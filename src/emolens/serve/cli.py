@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import sys
 
 from ..errors import EmolensError
+from .guard import is_loopback
 
 DEFAULT_PORT = 8000
 
@@ -27,6 +27,20 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=1, help="inference slots per process")
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="uploads larger than this get 413")
     p.add_argument("--max-streams", type=int, default=64, help="concurrent WebSocket streams per process")
+    p.add_argument("--max-message-mb", type=float, default=2.0,
+                   help="largest WebSocket message (frame or text); larger ones close the stream (1009) unread")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a web page origin (https://app.example.com) allowed to use the API and the stream, "
+                        "besides the app's own page; repeatable; '*' allows any")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a Host name answered besides localhost/127.0.0.1/[::1] (behind a proxy); repeatable; "
+                        "'*' answers any")
+    p.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds a client has to send a request's headers")
+    p.add_argument("--body-timeout", type=float, default=60.0, metavar="S",
+                   help="seconds a client has to send an upload's body (else 408)")
+    p.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                   help="label a face 'uncertain' when its top probability is below P (default: off)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(func=run)
 
@@ -34,22 +48,16 @@ def register(subparsers) -> None:
 def settings_from_args(args):
     from .config import ServeSettings
 
-    if args.max_upload_mb <= 0:
-        raise EmolensError("--max-upload-mb must be positive")
+    for flag in ("max_upload_mb", "max_message_mb"):
+        if getattr(args, flag) <= 0:
+            raise EmolensError(f"--{flag.replace('_', '-')} must be positive")
     return ServeSettings(model=args.model, detector=args.detector, backend=args.backend, host=args.host,
                          port=args.port, workers=args.workers, threads=args.threads,
                          max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_streams=args.max_streams,
-                         log_level=args.log_level)
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+                         max_frame_bytes=int(args.max_message_mb * 1024 * 1024),
+                         allow_origins=args.allow_origin, allow_hosts=args.allow_host,
+                         header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
+                         min_confidence=args.min_confidence, log_level=args.log_level)
 
 
 def run(args) -> int:
@@ -61,16 +69,18 @@ def run(args) -> int:
         raise EmolensError(f"emolens serve needs the 'serve' extra ({e.name} is missing): "
                            "pip install 'emolens[serve]'") from None
     from .config import ENV_VAR
+    from .limits import uvicorn_options
 
     settings = settings_from_args(args)
     if not is_loopback(settings.host):
         print(f"emolens serve: listening on {settings.host}: the service is reachable from the network",
               file=sys.stderr)
     shown = "localhost" if settings.host in ("127.0.0.1", "::1") else settings.host
-    print(f"emolens serve: http://{shown}:{settings.port}/  (API schema: /openapi.json)", file=sys.stderr)
+    print(f"emolens serve: http://{shown}:{settings.port}/  (API: /docs)", file=sys.stderr)
+    options = uvicorn_options(settings)
     if settings.workers == 1:
         app = create_app(settings)  # a bad --model fails here, before the port is taken
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, **options)
         return 0
     # several processes: each worker builds its own app from the settings in the environment;
     # resolve the model once here so that a bad name is one clear error, not N tracebacks
@@ -79,5 +89,5 @@ def run(args) -> int:
     resolve_weights(settings.model)
     os.environ[ENV_VAR] = settings.to_json()
     uvicorn.run("emolens.serve.app:app_from_env", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, log_level=settings.log_level)
+                workers=settings.workers, log_level=settings.log_level, **options)
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from ..errors import EmolensError
 
@@ -26,11 +26,18 @@ class ServeSettings:
     workers: int = 1                     # server processes
     threads: int = 1                     # inference slots (one Recognizer each) per process
     max_upload_bytes: int = 10 * MB      # larger uploads get 413
-    max_frame_bytes: int = 2 * MB        # larger WebSocket frames close the stream (1009)
+    max_frame_bytes: int = 2 * MB        # larger WebSocket messages (binary or text) are refused (1009)
     max_pixels: int = 40_000_000         # decoded images larger than this get 413
     max_pending: int = 256               # uploads waiting for a slot beyond this get 503
     max_streams: int = 64                # concurrent WebSocket streams; more are refused (1013)
     send_timeout_s: float = 5.0          # a stream client that does not take a reply in time is dropped
+    header_timeout_s: float = 10.0       # a request's headers must arrive within this (else the connection closes)
+    body_timeout_s: float = 60.0         # an upload's body must arrive within this (else 408)
+    # web pages allowed to use the API from the browser besides the app's own page ("*": any, or none)
+    allow_origins: list[str] = field(default_factory=list)
+    # Host header names answered besides loopback ones (bound to loopback); others get 421 ("*": any)
+    allow_hosts: list[str] = field(default_factory=list)
+    min_confidence: float | None = None  # faces below this top probability are labelled "uncertain"
     log_level: str = "info"
 
     def __post_init__(self):
@@ -39,8 +46,14 @@ class ServeSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < (0 if name == "port" else 1):
                 raise EmolensError(f"serve: {name} must be a positive integer, got {value!r}")
-        if self.send_timeout_s <= 0:
-            raise EmolensError(f"serve: send_timeout_s must be positive, got {self.send_timeout_s!r}")
+        for name in ("send_timeout_s", "header_timeout_s", "body_timeout_s"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value <= 0:
+                raise EmolensError(f"serve: {name} must be positive, got {value!r}")
+        if self.min_confidence is not None and not 0 <= self.min_confidence <= 1:
+            raise EmolensError(f"serve: min_confidence must lie in [0, 1], got {self.min_confidence!r}")
+        self.allow_origins = [o.rstrip("/") for o in self.allow_origins]
+        self.allow_hosts = [h.lower() for h in self.allow_hosts]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

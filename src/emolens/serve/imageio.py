@@ -1,14 +1,23 @@
-"""Decode uploaded bytes into an RGB uint8 array, telling "not an image" (415) from "a broken one" (422)."""
+"""Decode uploaded bytes into an RGB uint8 array, telling "not an image" (415) from "a broken one" (422).
+
+The format is decided from the bytes (never the file name or the client's Content-Type); the
+decoding itself is the CLI's (:func:`emolens.vision.images.decode_image`): EXIF orientation
+applied, first frame of a GIF, 16-bit, palette, CMYK and alpha images converted the same way.
+Error messages are for the client: no object reprs, memory addresses or server paths.
+"""
 
 from __future__ import annotations
 
-import io
-import warnings
+import re
 
 import numpy as np
 
 #: Formats accepted by the service, by their magic bytes.
-ACCEPTED = ("JPEG", "PNG", "WEBP")
+ACCEPTED = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP")
+ACCEPTED_TEXT = "a JPEG, PNG, WebP, GIF, TIFF or BMP image"
+
+_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+          (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"))
 
 
 class ImageRejected(Exception):
@@ -22,48 +31,41 @@ class ImageRejected(Exception):
 
 
 def sniff_format(data: bytes) -> str | None:
-    """``JPEG``/``PNG``/``WEBP`` from the first bytes, or None (whatever the client's Content-Type says)."""
-    if data[:3] == b"\xff\xd8\xff":
-        return "JPEG"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "PNG"
+    """One of :data:`ACCEPTED` from the first bytes, or None (whatever the client's Content-Type says)."""
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
-    return None
+    return next((fmt for magic, fmt in _MAGIC if data.startswith(magic)), None)
+
+
+_REPR = re.compile(r"<[^<>]*\bat 0x[0-9a-fA-F]+>")           # <_io.BytesIO object at 0x7f...>
+_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
+_PATH = re.compile(r"(?<![\w/.:])(?:/[^\s/'\"<>:]+){2,}/?|\b[A-Za-z]:\\[^\s'\"<>]+")
+
+
+def public_message(text: str) -> str:
+    """``text`` without object reprs, memory addresses or file-system paths (safe to send to a client)."""
+    text = _REPR.sub("the upload", text)
+    text = _ADDRESS.sub("…", text)
+    return _PATH.sub("…", text)
 
 
 def decode_image(data: bytes, max_pixels: int = 40_000_000) -> np.ndarray:
-    """HxWx3 RGB uint8 from JPEG/PNG/WebP bytes; EXIF orientation applied (phone photos stand upright)."""
-    from PIL import Image, ImageOps
-
-    from ..vision.images import pil_to_rgb
+    """HxWx3 RGB uint8 from the bytes of an accepted format, or :class:`ImageRejected`."""
+    from ..vision.errors import ImageError
+    from ..vision.images import ImageTooLarge
+    from ..vision.images import decode_image as decode
 
     if not data:
         raise ImageRejected(422, "empty_file", "the uploaded file is empty")
     fmt = sniff_format(data)
     if fmt is None:
-        raise ImageRejected(415, "unsupported_media_type",
-                            "not a JPEG, PNG or WebP image (checked by content, not by name)")
+        raise ImageRejected(415, "unsupported_media_type", f"not {ACCEPTED_TEXT} (checked by content, not by name)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=[fmt]) as im:
-                w, h = im.size
-                if w * h > max_pixels:
-                    raise ImageRejected(413, "image_too_large",
-                                        f"image is {w}x{h} pixels; the limit is {max_pixels} pixels")
-                im.load()
-                im = ImageOps.exif_transpose(im) or im
-                # the pipeline's own conversion: 16-bit, CMYK, palette, alpha (onto white)...
-                arr = pil_to_rgb(im)
-    except ImageRejected:
-        raise
-    except MemoryError:
-        raise ImageRejected(413, "image_too_large", "image too large to decode") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageRejected(413, "image_too_large", f"image exceeds the limit of {max_pixels} pixels") from None
-    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError... for damaged files
-        raise ImageRejected(422, "corrupt_image", f"{fmt} image could not be decoded: {e}") from None
+        arr = decode(data, f"{fmt} image", limit=max_pixels)
+    except ImageTooLarge:
+        raise ImageRejected(413, "image_too_large", f"{fmt} image is over the limit of {max_pixels:,} pixels") from None
+    except ImageError as e:
+        raise ImageRejected(422, "corrupt_image", public_message(str(e))) from None
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ImageRejected(422, "corrupt_image", f"decoded {fmt} image has an unusable shape {arr.shape}")
     return np.ascontiguousarray(arr)

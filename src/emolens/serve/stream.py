@@ -13,8 +13,11 @@ Protocol (``/v1/stream``):
 - a frame that cannot be decoded gets ``{"type": "error", "seq": i, "code", "message"}`` and
   the stream goes on; text messages ``{"type": "reset"}`` (forget tracks) and
   ``{"type": "ping"}`` (answered by ``pong``) are understood;
-- a frame over the size limit closes the stream with 1009, a full server refuses new streams
-  with 1013, and a client that does not take its replies within ``send_timeout_s`` is dropped.
+- a message (binary or text) over ``max_frame_bytes`` closes the stream with 1009 (uvicorn's
+  ``ws_max_size`` is set to the same limit, so it is refused from its frame header, never read
+  whole), a full server refuses new streams with 1013, and a client that does not take its
+  replies within ``send_timeout_s`` is dropped;
+- the handshake needs an allowed ``Origin`` (see :mod:`.guard`), else 403.
 
 Every connection has its own reader, worker and tracker; one slow or vanished client holds at
 most one inference slot for one frame and never delays the others.
@@ -33,7 +36,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from .config import ServeSettings
 from .engine import Engine
-from .imageio import ImageRejected, decode_image
+from .imageio import ImageRejected, decode_image, public_message
 
 log = logging.getLogger("emolens.serve.stream")
 
@@ -52,6 +55,7 @@ def make_tracker(rec=None) -> Any:
 def track_frame(rec, tracker, image):
     """Recognise one frame and give its faces stable track ids (runs in an inference thread)."""
     result = rec.predict(image)
+    tracker.min_confidence = getattr(rec, "min_confidence", None)   # smoothed labels keep the "uncertain" rule
     return tracker.update(result, now=time.monotonic())
 
 
@@ -73,11 +77,11 @@ class _Stream:
             message = await self.ws.receive()
             if message["type"] == "websocket.disconnect":
                 return
-            data = message.get("bytes")
+            data, text = message.get("bytes"), message.get("text")
+            if len(data if data is not None else (text or "").encode()) > self.settings.max_frame_bytes:
+                self.close_code = 1009
+                return
             if data is not None:
-                if len(data) > self.settings.max_frame_bytes:
-                    self.close_code = 1009
-                    return
                 seq = self.received
                 self.received += 1
                 if self.latest is not None:
@@ -85,7 +89,7 @@ class _Stream:
                 self.latest = (seq, data, time.perf_counter())
                 self.ready.set()
                 continue
-            await self.control(message.get("text") or "")
+            await self.control(text or "")
 
     async def control(self, text: str) -> None:
         try:
@@ -122,7 +126,8 @@ class _Stream:
                 result, queue_ms = await self.engine.run_timed(track_frame, self.tracker, image, bounded=False)
             except Exception as e:  # a failing frame must not end the stream
                 log.exception("stream frame %d failed", seq)
-                await self.send({"type": "error", "seq": seq, "code": "recognition_error", "message": str(e)})
+                await self.send({"type": "error", "seq": seq, "code": "recognition_error",
+                                 "message": public_message(str(e))})
                 continue
             out = result.to_dict()
             timings = {k: v for k, v in out["timings_ms"].items()}

@@ -8,6 +8,7 @@ pixel limit (decompression bombs), raise :class:`ImageError` naming the file.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import warnings
@@ -25,6 +26,10 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", 
 DEFAULT_MAX_PIXELS = 100_000_000
 
 
+class ImageTooLarge(ImageError):
+    """An image over the pixel limit (a decompression bomb?); the web service answers it with 413."""
+
+
 def max_pixels() -> int:
     value = os.environ.get("EMOLENS_MAX_PIXELS", "")
     return int(value) if value.strip().isdigit() else DEFAULT_MAX_PIXELS
@@ -38,8 +43,12 @@ def read_image(path: str | Path, limit: int | None = None) -> np.ndarray:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
+        if path.is_symlink():
+            raise ImageError(f"{path}: broken symbolic link (its target {os.readlink(path)} does not exist)") from None
         raise ImageError(f"{path}: no such file") from None
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ImageError(f"{path}: symbolic link loop") from None
         raise ImageError(f"{path}: cannot be read ({e.strerror or e})") from None
     return decode_image(data, str(path), limit)
 
@@ -56,14 +65,15 @@ def decode_image(data: bytes, name: str = "image", limit: int | None = None) -> 
         try:
             im = Image.open(io.BytesIO(data))          # reads the header only
         except UnidentifiedImageError:
-            raise ImageError(f"{name}: not an image (or a format Pillow cannot read)") from None
+            raise ImageError(f"{name}: cannot be identified as an image (not an image, damaged, or a format "
+                             "Pillow cannot read)") from None
         except Image.DecompressionBombError:
-            raise ImageError(f"{name}: refused, too many pixels for a photo (a decompression bomb?)") from None
+            raise ImageTooLarge(f"{name}: refused, too many pixels for a photo (a decompression bomb?)") from None
         except Exception as e:  # noqa: BLE001  (any decoder failure on a damaged header)
             raise ImageError(f"{name}: damaged image header ({e})") from None
         width, height = im.size
         if width * height > limit:
-            raise ImageError(f"{name}: refused, {width}x{height} = {width * height:,} pixels is over the limit "
+            raise ImageTooLarge(f"{name}: refused, {width}x{height} = {width * height:,} pixels is over the limit "
                              f"of {limit:,} (a decompression bomb?); set EMOLENS_MAX_PIXELS to allow more")
         if width == 0 or height == 0:
             raise ImageError(f"{name}: image has no pixels ({width}x{height})")
@@ -161,7 +171,9 @@ def iter_image_files(paths, recursive: bool = True):
         if p.is_dir():
             pattern = "**/*" if recursive else "*"
             for f in sorted(p.glob(pattern)):
-                if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith("."):
+                # a broken or looping symbolic link is yielded too: reading it names the problem
+                if (f.is_file() or f.is_symlink()) and f.suffix.lower() in IMAGE_EXTENSIONS \
+                        and not f.name.startswith("."):
                     yield f, p
         else:
             yield p, None   # a file, or a missing path: reading it reports the problem

@@ -25,6 +25,7 @@
   const COLORS = {
     angry: "#e5484d", disgust: "#6e8f0b", fear: "#8e4ec6", happy: "#f5b700", sad: "#3e63dd",
     surprise: "#f76b15", neutral: "#8b8d98", contempt: "#12a594",
+    uncertain: "#a1a1aa",   // a face under the server's --min-confidence: neutral grey, no expression claimed
   };
   const colorOf = (label) => COLORS[label] || "#2bb3c0";
 
@@ -34,14 +35,16 @@
       offline: "offline", online: "live", connecting: "connecting…", language: "Language",
       live: "Live camera", image: "Image", start: "Start camera", stop: "Stop", mirror: "Mirror",
       camera_hint: "Your camera stays on this device; frames go only to this server.",
-      drop: "Choose or drop a JPEG, PNG or WebP image", probabilities: "Expression", assistant: "Assistant",
+      drop: "Choose or drop an image (JPEG, PNG, WebP, GIF, TIFF, BMP)", probabilities: "Expression", assistant: "Assistant",
       mute: "Mute", assistant_idle: "Hold an expression for a moment and I will answer.",
       timeline: "Session timeline", clear: "Clear", footer: "Runs offline. Nothing is stored.",
       no_face: "no face", faces: (n) => (n === 1 ? "1 face" : n + " faces"),
       camera_denied: "Camera not available: ", uploading: "Recognising…", no_voice: "",
       muted_note: "Muted: replies are shown, not spoken.",
+      following: (name, chosen) => "Face " + name + (chosen ? " · chosen" : " · the largest (click a face to follow it)"),
+      json: "JSON", faces_found: "Faces",
       names: { angry: "angry", disgust: "disgust", fear: "fear", happy: "happy", sad: "sad",
-               surprise: "surprise", neutral: "neutral", contempt: "contempt" },
+               surprise: "surprise", neutral: "neutral", contempt: "contempt", uncertain: "uncertain" },
       replies: {
         happy: ["You look happy! That smile is contagious.", "Great to see you smiling.",
                 "Someone is in a good mood today!"],
@@ -61,15 +64,17 @@
       offline: "ngoại tuyến", online: "trực tiếp", connecting: "đang kết nối…", language: "Ngôn ngữ",
       live: "Camera trực tiếp", image: "Ảnh", start: "Bật camera", stop: "Dừng", mirror: "Lật gương",
       camera_hint: "Camera của bạn chỉ ở trên thiết bị này; khung hình chỉ gửi tới máy chủ này.",
-      drop: "Chọn hoặc thả một ảnh JPEG, PNG hay WebP", probabilities: "Biểu cảm", assistant: "Trợ lý",
+      drop: "Chọn hoặc thả một ảnh (JPEG, PNG, WebP, GIF, TIFF, BMP)", probabilities: "Biểu cảm", assistant: "Trợ lý",
       mute: "Tắt tiếng", assistant_idle: "Hãy giữ một biểu cảm trong giây lát, mình sẽ trả lời.",
       timeline: "Dòng thời gian của phiên", clear: "Xoá", footer: "Chạy ngoại tuyến. Không lưu gì cả.",
       no_face: "không thấy khuôn mặt", faces: (n) => n + " khuôn mặt",
       camera_denied: "Không dùng được camera: ", uploading: "Đang nhận diện…",
       no_voice: "Thiết bị này chưa có giọng đọc tiếng Việt; câu trả lời vẫn hiện ở đây.",
       muted_note: "Đã tắt tiếng: câu trả lời chỉ hiện chữ.",
+      following: (name, chosen) => "Khuôn mặt " + name + (chosen ? " · đã chọn" : " · lớn nhất (bấm vào một khuôn mặt để theo dõi)"),
+      json: "JSON", faces_found: "Các khuôn mặt",
       names: { angry: "tức giận", disgust: "ghê tởm", fear: "sợ hãi", happy: "vui vẻ", sad: "buồn",
-               surprise: "ngạc nhiên", neutral: "bình thường", contempt: "khinh thường" },
+               surprise: "ngạc nhiên", neutral: "bình thường", contempt: "khinh thường", uncertain: "không chắc" },
       replies: {
         happy: ["Bạn trông thật vui! Nụ cười của bạn dễ lây quá.", "Thật vui khi thấy bạn cười.",
                 "Hôm nay có người đang rất vui nhé!"],
@@ -95,7 +100,8 @@
     viewport: $("viewport"), video: $("video"), overlay: $("overlay"), empty: $("live-empty"),
     start: $("start"), stop: $("stop"), mirror: $("mirror"), liveMsg: $("live-msg"),
     drop: $("drop"), file: $("file"), imageView: $("image-view"), still: $("still"),
-    stillOverlay: $("still-overlay"), imageMsg: $("image-msg"),
+    stillOverlay: $("still-overlay"), imageMsg: $("image-msg"), imageResult: $("image-result"),
+    faceList: $("face-list"), jsonLink: $("json-link"), follow: $("follow"),
     topLabel: $("top-label"), topConf: $("top-conf"), bars: $("bars"),
     mute: $("mute"), say: $("say"), voiceNote: $("voice-note"),
     timeline: $("timeline"), legend: $("legend"), clear: $("clear"),
@@ -105,7 +111,7 @@
   const state = {
     lang: "en", classes: [], model: null, connected: false,
     sent: 0, answered: 0, dropped: 0, facesDrawn: 0, lastResult: null, lastLatencyMs: null,
-    spoken: [], timeline: [],
+    spoken: [], timeline: [], paused: false, following: null, layout: {}, lastUpload: null,
   };
   window.emolens = { state, config: CFG, texts: TEXT };
 
@@ -123,6 +129,7 @@
       if (typeof value === "string" && !(el.id === "say" && el.dataset.spoken)) el.textContent = value;
     });
     renderBars(lastShownFace);
+    if (state.following) showFollow(state.following.name, state.following.chosen);
     renderLegend();
     updateVoiceNote();
     setConn(connKind);
@@ -182,7 +189,7 @@
     }
   }
 
-  // ---- drawing boxes ----
+  // ---- drawing boxes and labels ----
   function fitCanvas(canvas) {
     const dpr = window.devicePixelRatio || 1;
     const w = Math.max(1, Math.round(canvas.clientWidth * dpr));
@@ -190,60 +197,135 @@
     if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
     return dpr;
   }
-  // draws faces of a result whose image is srcW x srcH, shown with object-fit: contain in the canvas box
-  function drawFaces(canvas, faces, srcW, srcH, mirrored) {
+  const overlaps = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+  const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
+  // shortens text with an ellipsis until it is at most maxW wide
+  function fitText(ctx, text, maxW) {
+    if (ctx.measureText(text).width <= maxW) return text;
+    while (text.length > 1 && ctx.measureText(text + "…").width > maxW) text = text.slice(0, -1);
+    return text + "…";
+  }
+  // a label rectangle for each box, inside `bounds` (the picture), never over another label: above the
+  // box, else below it, else inside its top; when all three collide, stacked below (or above) the others
+  function placeLabels(boxes, sizes, bounds) {
+    const placed = [];
+    const order = boxes.map((b, i) => i).sort((i, j) => boxes[i].y - boxes[j].y || boxes[i].x - boxes[j].x);
+    for (const i of order) {
+      const b = boxes[i], { w, h } = sizes[i];
+      const x = clamp(b.x, bounds.x, bounds.x + bounds.w - w);
+      const fit = (y) => ({ x, y: clamp(y, bounds.y, bounds.y + bounds.h - h), w, h });
+      const free = (r) => !placed.some((p) => p && overlaps(r, p));
+      const tries = [fit(b.y - h), fit(b.y + b.h), fit(b.y)];
+      for (let k = 1; k <= 2 * boxes.length + 2; k++) tries.push(fit(b.y - h + k * (h + 1)), fit(b.y - h - k * (h + 1)));
+      placed[i] = tries.find(free) || tries[0];
+    }
+    return placed;
+  }
+  function labelText(f) {
+    const id = f.track_id !== null && f.track_id !== undefined ? "  #" + f.track_id : "";
+    return f.label === "uncertain" ? nameOf("uncertain") + id : nameOf(f.label) + " " + Math.round(f.confidence * 100) + "%" + id;
+  }
+  // draws faces of a result whose image is srcW x srcH, shown with object-fit: contain in the canvas box;
+  // the geometry (boxes, labels, picture bounds, canvas pixels) is kept in state.layout[canvas.id]
+  function drawFaces(canvas, faces, srcW, srcH, mirrored, selected) {
     const dpr = fitCanvas(canvas);
     const ctx = canvas.getContext("2d");
     ctx.clearRect(0, 0, canvas.width, canvas.height);
-    if (!faces || !srcW || !srcH) return 0;
+    state.layout[canvas.id] = null;
+    if (!faces || !faces.length || !srcW || !srcH) return 0;
     const scale = Math.min(canvas.width / srcW, canvas.height / srcH);
-    const ox = (canvas.width - srcW * scale) / 2;
-    const oy = (canvas.height - srcH * scale) / 2;
-    const fontPx = Math.round(Math.max(12, Math.min(20, canvas.width / 40 / dpr)) * dpr);
+    const bounds = { x: (canvas.width - srcW * scale) / 2, y: (canvas.height - srcH * scale) / 2, w: srcW * scale, h: srcH * scale };
+    const fontPx = Math.round(Math.max(11, Math.min(20, bounds.w / 30 / dpr)) * dpr);   // by the picture's width
     ctx.font = "600 " + fontPx + "px system-ui, sans-serif";
     ctx.textBaseline = "top";
-    for (const f of faces) {
+    const pad = 5 * dpr, th = fontPx + 8 * dpr;
+    const boxes = faces.map((f) => {
       let [x1, y1, x2, y2] = f.box;
       if (mirrored) { const m1 = srcW - x2, m2 = srcW - x1; x1 = m1; x2 = m2; }
-      const x = ox + x1 * scale, y = oy + y1 * scale, w = (x2 - x1) * scale, h = (y2 - y1) * scale;
-      const color = colorOf(f.label);
-      ctx.lineWidth = Math.max(2, 3 * dpr);
+      return { x: bounds.x + x1 * scale, y: bounds.y + y1 * scale, w: (x2 - x1) * scale, h: (y2 - y1) * scale };
+    });
+    const texts = faces.map((f) => fitText(ctx, labelText(f), bounds.w - 2 * pad));
+    const sizes = texts.map((text) => ({ w: Math.min(bounds.w, Math.ceil(ctx.measureText(text).width + 2 * pad)), h: th }));
+    const labels = placeLabels(boxes, sizes, bounds);
+    faces.forEach((f, i) => {
+      const b = boxes[i], color = colorOf(f.label);
+      ctx.lineWidth = Math.max(2, (i === selected ? 5 : 3) * dpr);
       ctx.strokeStyle = color;
-      ctx.strokeRect(x, y, w, h);
-      const text = nameOf(f.label) + " " + Math.round(f.confidence * 100) + "%" +
-        (f.track_id !== null && f.track_id !== undefined ? "  #" + f.track_id : "");
-      const tw = ctx.measureText(text).width + 10 * dpr;
-      const th = fontPx + 8 * dpr;
-      const ty = y - th >= 0 ? y - th : y + h;
-      ctx.fillStyle = color;
-      ctx.fillRect(x - ctx.lineWidth / 2, ty, tw, th);
+      ctx.strokeRect(b.x, b.y, b.w, b.h);
+    });
+    faces.forEach((f, i) => {
+      const r = labels[i], b = boxes[i];
+      ctx.fillStyle = colorOf(f.label);
+      if (r.y > b.y + b.h + 1 || r.y + r.h < b.y - 1) {   // moved away from its face: a leader line to it
+        const x = clamp(b.x + b.w / 2, r.x + 2 * dpr, r.x + r.w - 2 * dpr);
+        ctx.fillRect(x - dpr, Math.min(r.y + r.h, b.y + b.h), 2 * dpr, Math.abs(r.y > b.y ? r.y - b.y - b.h : b.y - r.y - r.h));
+      }
+      ctx.fillRect(r.x, r.y, r.w, r.h);
       ctx.fillStyle = "#fff";
-      ctx.fillText(text, x + 5 * dpr - ctx.lineWidth / 2, ty + 4 * dpr);
-    }
+      ctx.fillText(texts[i], r.x + pad, r.y + 4 * dpr);
+    });
+    state.layout[canvas.id] = { boxes, labels, bounds, width: canvas.width, height: canvas.height, dpr };
     return faces.length;
   }
-  function mainFace(faces) {
-    if (!faces || !faces.length) return null;
-    // the followed face: the one kept from last time if still there, else the largest
-    if (mainFace.track !== undefined && mainFace.track !== null) {
-      const same = faces.find((f) => f.track_id === mainFace.track);
-      if (same) return same;
-    }
-    let best = faces[0], area = -1;
-    for (const f of faces) {
-      const a = (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]);
-      if (a > area) { area = a; best = f; }
-    }
-    mainFace.track = best.track_id;
+  // the face under a click on an overlay, or -1 (the smallest box holding the point)
+  function faceAt(canvas, ev) {
+    const layout = state.layout[canvas.id];
+    if (!layout) return -1;
+    const r = canvas.getBoundingClientRect();
+    const px = (ev.clientX - r.left) * layout.width / r.width, py = (ev.clientY - r.top) * layout.height / r.height;
+    let best = -1, area = Infinity;
+    layout.boxes.forEach((b, i) => {
+      const inLabel = layout.labels[i] && overlaps({ x: px, y: py, w: 0.01, h: 0.01 }, layout.labels[i]);
+      if ((px >= b.x && px <= b.x + b.w && py >= b.y && py <= b.y + b.h) || inLabel) {
+        if (b.w * b.h < area) { area = b.w * b.h; best = i; }
+      }
+    });
     return best;
   }
 
-  // ---- tabs ----
+  // ---- which face the panel follows: the largest, or the one clicked ----
+  function largest(faces) {
+    let best = 0, area = -1;
+    faces.forEach((f, i) => {
+      const a = (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]);
+      if (a > area) { area = a; best = i; }
+    });
+    return best;
+  }
+  const follow = { track: null, chosen: false, upload: 0, uploadChosen: false };
+  function liveFace(faces) {
+    if (!faces || !faces.length) return null;
+    if (follow.track !== null) {                   // kept while it stays in view
+      const same = faces.find((f) => f.track_id === follow.track);
+      if (same) return same;
+    }
+    follow.chosen = false;
+    const best = faces[largest(faces)];
+    follow.track = best.track_id;
+    return best;
+  }
+  function showFollow(name, chosen) {
+    state.following = name === null ? null : { name, chosen };
+    els.follow.textContent = name === null ? "" : t("following")(name, chosen);
+  }
+
+  // ---- tabs: the live stream pauses while the Image tab is open (no frames sent, no answers shown) ----
   function showTab(live) {
     els.tabLive.setAttribute("aria-selected", String(live));
     els.tabImage.setAttribute("aria-selected", String(!live));
     els.panelLive.hidden = !live;
     els.panelImage.hidden = live;
+    state.paused = !live;
+    if (live) {
+      lastSend = 0; inFlight = 0;
+      if (running) els.video.play().catch(() => {});
+      const r = state.lastResult;
+      renderBars(running && r ? liveFace(r.faces) : null);
+      showFollow(running && r && r.faces.length ? "#" + follow.track : null, follow.chosen);
+    } else {
+      if (running) els.video.pause();
+      showUpload(state.lastUpload);
+    }
   }
   els.tabLive.addEventListener("click", () => showTab(true));
   els.tabImage.addEventListener("click", () => showTab(false));
@@ -327,7 +409,7 @@
     if (!running) return;
     requestAnimationFrame(pump);
     const v = els.video;
-    if (!ws || ws.readyState !== 1 || document.hidden || !v.videoWidth) return;
+    if (state.paused || !ws || ws.readyState !== 1 || document.hidden || !v.videoWidth) return;
     if (inFlight && now - sentAt < CFG.replyTimeoutMs) return;
     if (now - lastSend < 1000 / CFG.maxFps) return;
     const s = Math.min(1, CFG.side / Math.max(v.videoWidth, v.videoHeight));
@@ -344,6 +426,7 @@
 
   function onLiveResult(msg) {
     const now = performance.now();
+    if (state.paused) return;               // an answer to a frame sent before the Image tab opened
     state.answered++;
     state.dropped = msg.dropped || 0;
     state.lastResult = msg;
@@ -351,11 +434,12 @@
     answerTimes.push(now);
     while (answerTimes.length && now - answerTimes[0] > 2000) answerTimes.shift();
     els.fps.textContent = (answerTimes.length / 2).toFixed(1) + " fps · " + Math.round(state.lastLatencyMs) + " ms";
-    const n = drawFaces(els.overlay, msg.faces, msg.width, msg.height, els.mirror.checked);
+    const face = liveFace(msg.faces);
+    const n = drawFaces(els.overlay, msg.faces, msg.width, msg.height, els.mirror.checked, msg.faces.indexOf(face));
     state.facesDrawn += n;
     document.body.dataset.faces = String(n);
-    const face = mainFace(msg.faces);
     renderBars(face);
+    showFollow(face ? "#" + face.track_id : null, follow.chosen);
     setMsg(els.liveMsg, msg.faces.length ? t("faces")(msg.faces.length) : t("no_face"));
     session.add(face);
     assistant.observe(face, now);
@@ -366,6 +450,16 @@
     if (r && running) drawFaces(els.overlay, r.faces, r.width, r.height, els.mirror.checked);
     session.draw();
   });
+  els.overlay.addEventListener("click", (ev) => {     // click a face to follow it; elsewhere: the largest
+    const r = state.lastResult, i = faceAt(els.overlay, ev);
+    if (!r || !running) return;
+    follow.chosen = i >= 0;
+    follow.track = i >= 0 ? r.faces[i].track_id : null;
+    const face = liveFace(r.faces);
+    drawFaces(els.overlay, r.faces, r.width, r.height, els.mirror.checked, r.faces.indexOf(face));
+    renderBars(face);
+    showFollow(face ? "#" + face.track_id : null, follow.chosen);
+  });
 
   // ---- image upload ----
   async function upload(file) {
@@ -375,7 +469,7 @@
     const url = URL.createObjectURL(file);
     els.still.src = url;
     els.imageView.hidden = false;
-    drawFaces(els.stillOverlay, [], 0, 0, false);
+    showUpload(null);
     const body = new FormData();
     body.append("file", file, file.name || "image");
     try {
@@ -388,22 +482,74 @@
       }
       setModel(data.model);
       await (els.still.complete ? Promise.resolve() : new Promise((ok) => { els.still.onload = ok; els.still.onerror = ok; }));
-      state.lastUpload = data;
-      drawFaces(els.stillOverlay, data.faces, data.width, data.height, false);
-      renderBars(mainFace(data.faces));
+      follow.upload = data.faces.length ? largest(data.faces) : -1;
+      follow.uploadChosen = false;
+      showUpload(data);
       setMsg(els.imageMsg, (data.faces.length ? t("faces")(data.faces.length) : t("no_face")) +
         " · " + Math.round(data.timings_ms.total) + " ms");
     } catch (e) {
       setMsg(els.imageMsg, String(e), true);
     }
   }
+  // shows an upload's answer: boxes and labels, one list entry per face, the JSON, the followed face's bars
+  function showUpload(data) {
+    state.lastUpload = data || null;
+    els.faceList.textContent = "";
+    els.imageResult.hidden = !data;
+    if (jsonUrl) { URL.revokeObjectURL(jsonUrl); jsonUrl = null; }
+    if (!data) { renderBars(null); showFollow(null); return; }
+    const faces = data.faces || [];
+    const sel = follow.upload >= 0 && follow.upload < faces.length ? follow.upload : -1;
+    drawFaces(els.stillOverlay, faces, data.width, data.height, false, sel);
+    jsonUrl = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: "application/json" }));
+    els.jsonLink.href = jsonUrl;
+    faces.forEach((f, i) => els.faceList.appendChild(faceItem(f, i, data, i === sel)));
+    renderBars(sel >= 0 ? faces[sel] : null);
+    showFollow(sel >= 0 ? (sel + 1) + "/" + faces.length : null, follow.uploadChosen);
+  }
+  let jsonUrl = null;
+  function faceItem(f, i, data, selected) {
+    const li = document.createElement("li");
+    li.className = "face" + (selected ? " selected" : "");
+    li.dataset.index = String(i);
+    const thumb = document.createElement("canvas");
+    thumb.className = "thumb";
+    thumb.width = thumb.height = 64;
+    const img = els.still, sx = (img.naturalWidth || data.width) / data.width, sy = (img.naturalHeight || data.height) / data.height;
+    const [x1, y1, x2, y2] = f.box, side = Math.max(x2 - x1, y2 - y1) * 1.15, cx = (x1 + x2) / 2, cy = (y1 + y2) / 2;
+    try {
+      thumb.getContext("2d").drawImage(img, (cx - side / 2) * sx, (cy - side / 2) * sy, side * sx, side * sy, 0, 0, 64, 64);
+    } catch (e) { /* an image that cannot be drawn: the label still shows */ }
+    const text = document.createElement("div");
+    const name = document.createElement("b");
+    name.className = "label";
+    name.style.color = colorOf(f.label);
+    name.textContent = "#" + (i + 1) + " " + nameOf(f.label) + (f.label === "uncertain" ? "" : " " + Math.round(f.confidence * 100) + "%");
+    const tops = document.createElement("span");
+    tops.className = "tops";
+    tops.textContent = Object.entries(f.probabilities || {}).sort((a, b) => b[1] - a[1]).slice(0, 3)
+      .map(([c, p]) => nameOf(c) + " " + Math.round(p * 100) + "%").join(" · ");
+    text.append(name, tops);
+    li.append(thumb, text);
+    li.addEventListener("click", () => chooseUploadFace(i));
+    return li;
+  }
+  function chooseUploadFace(i) {
+    const data = state.lastUpload;
+    if (!data) return;
+    follow.upload = i >= 0 ? i : (data.faces.length ? largest(data.faces) : -1);
+    follow.uploadChosen = i >= 0;
+    showUpload(data);
+  }
+  els.stillOverlay.addEventListener("click", (ev) => chooseUploadFace(faceAt(els.stillOverlay, ev)));
+  window.emolens.showUpload = (data) => { follow.upload = data && data.faces.length ? largest(data.faces) : -1; showUpload(data); };
   els.file.addEventListener("change", () => upload(els.file.files[0]));
   ["dragenter", "dragover"].forEach((k) => els.drop.addEventListener(k, (e) => { e.preventDefault(); els.drop.classList.add("over"); }));
   ["dragleave", "drop"].forEach((k) => els.drop.addEventListener(k, (e) => { e.preventDefault(); els.drop.classList.remove("over"); }));
   els.drop.addEventListener("drop", (e) => upload(e.dataTransfer.files[0]));
   window.addEventListener("resize", () => {
     const d = state.lastUpload;
-    if (d && !els.imageView.hidden) drawFaces(els.stillOverlay, d.faces, d.width, d.height, false);
+    if (d && !els.imageView.hidden) drawFaces(els.stillOverlay, d.faces, d.width, d.height, false, follow.upload);
   });
 
   // ---- session timeline: stacked probabilities of the followed face over the whole session ----
@@ -477,7 +623,7 @@
   const assistant = {
     label: null, since: 0, lastAt: -Infinity, lastLabel: null, turn: {},
     observe(face, now) {
-      if (!face || face.confidence < CFG.minConf) { this.label = null; return; }
+      if (!face || face.label === "uncertain" || face.confidence < CFG.minConf) { this.label = null; return; }
       if (face.label !== this.label) { this.label = face.label; this.since = now; return; }
       const hold = face.label === "neutral" ? CFG.holdMs * 2 : CFG.holdMs;
       if (now - this.since < hold) return;
