@@ -183,8 +183,7 @@ def test_evaluate_detect_counts_images_without_faces(tmp_path, tiny_model, capsy
     assert m["n"] == 4 and sum(map(sum, m["confusion_matrix"])) == 3       # the no-face image is in no cell
 
 
-def test_evaluate_detect_flat_layout_and_unknown_class(tmp_path, tiny_model, capsys):
-    from emolens.errors import ModelError
+def test_evaluate_detect_flat_layout_and_a_class_the_model_lacks(tmp_path, tiny_model, capsys):
     from emolens.runtime import load_classifier
     from emolens.vision.evaluate import evaluate_detect
 
@@ -194,5 +193,5 @@ def test_evaluate_detect_flat_layout_and_unknown_class(tmp_path, tiny_model, cap
     m = evaluate_detect(clf, [root], progress=False)
     assert m.extra["n_images"] == 1 and m.extra["detection_rate"] == 1.0
     save_rgb(root / "contempt" / "b.jpg", face_frame(1))
-    with pytest.raises(ModelError, match="contempt"):
-        evaluate_detect(clf, [root], progress=False)
+    m = evaluate_detect(clf, [root], progress=False)          # the 7-class model lacks contempt: left out, counted
+    assert m.n == 1 and m.extra["left_out"] == {"contempt": 1} and m.extra["n_images"] == 2

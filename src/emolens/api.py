@@ -29,11 +29,16 @@ class Recognizer:
     tta: test-time augmentation: ``flip`` (or True) also classifies the mirrored face and averages,
         about one point more accuracy for twice the classifier time; ``ten_crop`` averages ten views
         for ten times the time. Off by default here (None: follow the model spec, as `evaluate` does).
+    min_confidence: a face whose top calibrated probability is below this is labelled ``uncertain``
+        (its probabilities are kept); off by default.
+    raw: the network's own probabilities, without the model's stored calibration and operating
+        point (those follow the training set's class frequencies); off by default.
     """
 
     def __init__(self, model: str = "default", detector=None, backend: str = "onnx", *,
                  threads: int | None = None, margin: float | None = None, min_score: float | None = None,
-                 max_side: int | None = None, tta: bool | str | None = False):
+                 max_side: int | None = None, tta: bool | str | None = False,
+                 min_confidence: float | None = None, raw: bool = False):
         from .runtime import load_classifier
         from .vision.align import DEFAULT_MARGIN
         from .vision.detectors import FaceDetector, create_detector
@@ -43,8 +48,12 @@ class Recognizer:
             self.detector = detector
         else:  # first: a missing detector package is the quicker error to report
             self.detector = create_detector(detector, min_score=min_score, max_side=max_side, threads=threads)
-        self.classifier = load_classifier(model, backend=backend, threads=threads)
-        self.pipeline = Pipeline(self.detector, self.classifier, DEFAULT_MARGIN if margin is None else margin, tta)
+        if min_confidence is not None and not 0 <= min_confidence <= 1:
+            raise ValueError(f"min_confidence must lie in [0, 1], not {min_confidence}")
+        self.min_confidence = min_confidence
+        self.classifier = load_classifier(model, backend=backend, threads=threads, raw=raw)
+        self.pipeline = Pipeline(self.detector, self.classifier, DEFAULT_MARGIN if margin is None else margin, tta,
+                                 min_confidence)
 
     def __repr__(self) -> str:
         return (f"Recognizer(model={self.classifier.name!r}, detector={self.detector.name!r}, "
@@ -82,7 +91,7 @@ class Recognizer:
         from .vision.tracking import FaceTracker
         from .vision.video import iter_video
 
-        tracker = FaceTracker(half_life=half_life)
+        tracker = FaceTracker(half_life=half_life, min_confidence=self.min_confidence)
         with iter_video(source, every=every) as frames:
             for item in frames:
                 yield self.track_frame(item.bgr, tracker, item.index, item.timestamp, str(source))
@@ -94,4 +103,5 @@ class Recognizer:
 
         frame = self.pipeline.run([array_to_rgb(bgr, bgr=True)], [source])[0]
         frame.frame_index, frame.timestamp = index, timestamp
+        tracker.min_confidence = self.min_confidence
         return tracker.update(frame)

@@ -10,12 +10,15 @@ from .dataset import FaceDataset
 
 
 def load_dataset(paths: str | Path | Sequence[str | Path], ferplus: str | Path | None = None,
-                 classes: str | Sequence[str] | None = None, strict: bool = False) -> FaceDataset:
+                 classes: str | Sequence[str] | None = None, strict: bool = False,
+                 fer2013_label_weight: float = 0.0) -> FaceDataset:
     """Read one data set, or mix several into one class set.
 
     A path may be a FER-2013 csv (plain or .gz), a folder holding one, or an image folder
     (``ROOT/<split>/<class>/*`` or ``ROOT/<class>/*``). ``ferplus`` (votes file) applies to a
     FER-2013 csv. ``classes`` keeps a class subset (e.g. ``basic5`` or ``angry,happy``).
+    ``fer2013_label_weight``: with ``ferplus``, the share of each face's FER-2013 label in its soft
+    label (training on both label sets; see :func:`emolens.data.ferplus.read_ferplus`).
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -23,7 +26,7 @@ def load_dataset(paths: str | Path | Sequence[str | Path], ferplus: str | Path |
         raise DataError("no data set path given")
     if ferplus and len(paths) > 1:
         raise DataError("--ferplus applies to a single FER-2013 csv, not to a mix")
-    datasets = [_read_one(Path(p), ferplus, strict) for p in paths]
+    datasets = [_read_one(Path(p), ferplus, strict, fer2013_label_weight) for p in paths]
     if len(datasets) == 1:
         ds = datasets[0]
         return ds.with_classes(classes) if classes else ds
@@ -37,7 +40,7 @@ def _is_fer_csv(path: Path) -> bool:
     return path.is_file() and (name.endswith(".csv") or name.endswith(".csv.gz"))
 
 
-def _read_one(path: Path, ferplus, strict: bool) -> FaceDataset:
+def _read_one(path: Path, ferplus, strict: bool, fer2013_label_weight: float = 0.0) -> FaceDataset:
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     csv_path = path
@@ -48,7 +51,7 @@ def _read_one(path: Path, ferplus, strict: bool) -> FaceDataset:
         if ferplus:
             from .ferplus import read_ferplus
 
-            return read_ferplus(csv_path, ferplus)
+            return read_ferplus(csv_path, ferplus, fer2013_label_weight=fer2013_label_weight)
         from .fer2013 import read_fer2013
 
         return read_fer2013(csv_path)

@@ -25,6 +25,7 @@ class FaceDataset:
     splits: (N,) split name per row (``Training``, ``PublicTest``, ``train``...).
     soft_labels: optional (N, C) float32 label distributions (FER+ votes), rows sum to 1.
     dropped: rows left out while reading, counted by reason.
+    paths: optional (N,) file path per row, relative to the data set's root (image folders).
     """
 
     images: np.ndarray
@@ -34,6 +35,7 @@ class FaceDataset:
     source: str = ""
     soft_labels: np.ndarray | None = None
     dropped: dict[str, int] = field(default_factory=dict)
+    paths: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -41,6 +43,8 @@ class FaceDataset:
             raise DataError(f"{self.source}: images must be (N, H, W) uint8, got {self.images.dtype} {self.images.shape}")
         if len(self.labels) != n or len(self.splits) != n:
             raise DataError(f"{self.source}: images, labels and splits differ in length")
+        if self.paths is not None and len(self.paths) != n:
+            raise DataError(f"{self.source}: paths and images differ in length")
         if self.soft_labels is not None and self.soft_labels.shape != (n, len(self.class_names)):
             raise DataError(f"{self.source}: soft labels must be (N, {len(self.class_names)})")
         if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
@@ -65,6 +69,7 @@ class FaceDataset:
             source=self.source,
             soft_labels=None if self.soft_labels is None else self.soft_labels[mask],
             dropped=dict(self.dropped),
+            paths=None if self.paths is None else self.paths[mask],
         )
 
     def resolve_split(self, name: str | None, role: str = "train") -> str:

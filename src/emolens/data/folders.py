@@ -3,12 +3,15 @@
 This is the Kaggle image layout of FER-2013 (``train/angry/...``, ``test/happy/...``) and the
 usual AffectNet / RAF-DB layout. Class folder names are mapped to the canonical names
 (``anger`` -> ``angry``, ``Happiness`` -> ``happy``, ``3_happy`` -> ``happy``). Images are read
-as grey and resized to ``size`` x ``size``. An unreadable image is skipped and counted (or
-raises when ``strict``).
+as grey and resized to ``size`` x ``size``. An unreadable image (damaged, empty, a broken
+symbolic link or a symbolic link loop) is skipped, counted and named in the warning (or raises
+when ``strict``); the readable ones are still read.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import warnings
 from pathlib import Path
 
@@ -31,7 +34,25 @@ def _is_class_dir(path: Path) -> bool:
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """Image files under ``folder``, and image-named symbolic links that lead nowhere (so that they
+    are reported, not silently left out). Linked folders are not followed (no loops)."""
+    return sorted(p for p in folder.rglob("*")
+                  if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or p.is_symlink()))
+
+
+#: Skipped files named in the warning (the count covers them all).
+NAMED_IN_WARNING = 10
+
+
+def _why_unreadable(path: Path, error: Exception) -> str:
+    if path.is_symlink() and not path.exists():
+        try:
+            os.stat(path)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return "symbolic link loop"
+        return f"broken symbolic link to {os.readlink(path)}"
+    return f"unreadable image ({type(error).__name__}: {error})"
 
 
 def _class_order(names: set[str]) -> tuple[str, ...]:
@@ -81,23 +102,27 @@ def read_image_folder(root: str | Path, size: int = 48, strict: bool = False) ->
     if not entries:
         raise DataError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     classes = _class_order({c for _, c, _ in entries})
-    images, labels, splits = [], [], []
+    images, labels, splits, paths = [], [], [], []
     bad: list[str] = []
     for split, cls, path in entries:
         try:
             images.append(_load_grey(path, size))
         except Exception as e:  # PIL raises many types for broken files
             if strict:
-                raise DataError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
-            bad.append(str(path))
+                raise DataError(f"{path}: {_why_unreadable(path, e)}") from None
+            bad.append(f"{path}: {_why_unreadable(path, e)}")
             continue
         labels.append(classes.index(cls))
         splits.append(split)
+        paths.append(path.relative_to(root).as_posix())
     if bad:
-        warnings.warn(f"{root}: skipped {len(bad)} unreadable image(s), e.g. {bad[0]}", stacklevel=2)
+        more = len(bad) - NAMED_IN_WARNING
+        warnings.warn(f"{root}: skipped {len(bad)} unreadable image(s): " + "; ".join(bad[:NAMED_IN_WARNING])
+                      + (f"; and {more} more" if more > 0 else ""), stacklevel=2)
     if not images:
         raise DataError(f"{root}: none of the {len(entries)} image files could be read")
     return FaceDataset(
         images=np.stack(images), labels=np.array(labels, dtype=np.int64), splits=np.array(splits),
         class_names=classes, source=str(root), dropped={"unreadable image": len(bad)} if bad else {},
+        paths=np.array(paths),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from ..cli import key_values, parse_value
@@ -70,8 +71,11 @@ def cmd_evaluate(args) -> int:
 
     metrics = evaluate(args.model, args.data, ferplus=args.ferplus, split=args.split, classes=args.classes,
                        tta=args.tta, backend=args.backend, detect=args.detect, detector=args.detector,
-                       out_dir=args.out_dir)
+                       out_dir=args.out_dir, raw=args.raw)
+    from ..evaluation.crossdata import summary
+
     print(metrics.report)
+    print(summary(metrics))
     line = f"accuracy {metrics.accuracy:.4f}  macro-F1 {metrics.macro_f1:.4f}  weighted-F1 {metrics.weighted_f1:.4f}  n={metrics.n}"
     if "detection_rate" in metrics.extra:
         line += f"  detection rate {metrics.extra['detection_rate']:.4f}"
@@ -102,6 +106,32 @@ def cmd_average(args) -> int:
     record = write_record(weights, args.members, args.weights, args.data, args.split,
                           0 if faces is None else len(faces), command)
     print(f"averaged {len(args.members)} models into {weights} (how: {record.name})")
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from ..evaluation.calibration import calibrate_model
+
+    cal, spec = calibrate_model(args.model, args.data, ferplus=args.ferplus, split=args.split,
+                                prior_split=args.prior_split, operating_point=not args.no_operating_point,
+                                max_accuracy_drop=args.max_accuracy_drop, out=args.out, plot=args.plot,
+                                objective=args.objective, min_accuracy=args.min_accuracy)
+    print(f"temperature {cal.temperature:.3f}; operating point strength per class (bias = -tau log prior): "
+          + ", ".join(f"{t:+.1f}" for t in cal.strength))
+    print(f"ECE ({15} bins) on {cal.fitted_on}: {cal.ece_before:.4f} raw -> {cal.ece_after:.4f} calibrated "
+          f"({cal.ece_cross_fitted:.4f} fitted on one half, measured on the other)")
+    print(f"wrote {spec}" + (f" and {args.plot}" if args.plot else ""))
+    return 0
+
+
+def cmd_retrain_head(args) -> int:
+    from .head import retrain_head
+
+    r = retrain_head(args.model, args.data, args.out, ferplus=args.ferplus, classes=args.classes,
+                     balance=args.balance, c=args.c, seed=args.seed, name=args.name)
+    print(f"new last layer fitted on {r.train_rows:,} faces x 2 (mirror images), {r.balanced_rows:,} rows after "
+          f"balancing, in {r.seconds:.0f} s; validation accuracy {r.val_accuracy:.4f}, macro-F1 {r.val_macro_f1:.4f}; "
+          f"wrote {r.weights}")
     return 0
 
 
@@ -185,23 +215,64 @@ def register(sub) -> None:
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="metrics of a model on a data set split")
+    e = sub.add_parser("evaluate", help="metrics of a model on a data set split, also on data sets whose classes "
+                       "differ from the model's (cross-data-set evaluation)")
     e.add_argument("--model", default="default", help="bundled name, default, or a .safetensors path")
     e.add_argument("--data", required=True, nargs="+")
     e.add_argument("--ferplus", help="FER+ votes: evaluate against FER+ majority labels")
-    e.add_argument("--split", help="Training, PublicTest, PrivateTest, or a folder split (default: a test split)")
-    e.add_argument("--classes", help="class subset of the data to evaluate on")
+    e.add_argument("--split", help="Training, PublicTest, PrivateTest, or a folder split (default: a test split; "
+                   "a folder without splits, ROOT/<class>/*, is used whole)")
+    e.add_argument("--classes", help="the evaluation class set (a name such as fer2013, or a comma list): rows of "
+                   "other classes are left out and counted, the argmax is taken over these classes "
+                   "(default: all of the model's classes)")
     e.add_argument("--tta", nargs="?", const="flip", default=None, metavar="MODE",
                    help="test-time augmentation: flip (the default MODE: the face and its mirror image) or "
                    "ten_crop (five crops and their mirror images); without --tta/--no-tta: the model's own setting")
     e.add_argument("--no-tta", dest="tta", action="store_const", const="none", help="one pass per face")
     e.add_argument("--backend", default="onnx", choices=["onnx", "torch"])
+    e.add_argument("--raw", action="store_true", help="the network's own probabilities, without the model's stored "
+                   "calibration and operating point (which follow the training set's class frequencies)")
     e.add_argument("--detect", action="store_true", help="run the full pipeline (detect, align, classify) on "
                    "uncropped images of an image folder")
     e.add_argument("--detector", default=None, help="face detector for --detect")
     e.add_argument("--json", help="write the metrics JSON here")
     e.add_argument("--out-dir", dest="out_dir", help="write report.txt and confusion_matrix.png here")
     e.set_defaults(func=cmd_evaluate)
+
+    c = sub.add_parser("calibrate", help="fit a model's calibration (temperature) and operating point on a "
+                       "validation split and store them in its spec",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("--model", default="default", help="bundled name, default, or a .safetensors path")
+    c.add_argument("--data", required=True, nargs="+", help="the data set the model was trained for")
+    c.add_argument("--ferplus", help="FER+ votes for --data (FER+ majority labels)")
+    c.add_argument("--split", help="the validation split to fit on (default: PublicTest / val)")
+    c.add_argument("--prior-split", dest="prior_split", help="the split whose class frequencies are the training "
+                   "prior (default: Training / train)")
+    c.add_argument("--no-operating-point", dest="no_operating_point", action="store_true",
+                   help="fit the temperature only (no per-class logit adjustment)")
+    c.add_argument("--max-accuracy-drop", dest="max_accuracy_drop", type=float, default=0.005,
+                   help="the operating point may cost at most this much validation accuracy")
+    c.add_argument("--objective", default="balanced_accuracy", choices=["balanced_accuracy", "macro_f1"],
+                   help="what the operating point maximises on the validation split")
+    c.add_argument("--min-accuracy", dest="min_accuracy", type=float, default=None,
+                   help="the operating point keeps validation accuracy at least this (a fraction)")
+    c.add_argument("--out", help="write a calibrated copy here (NAME.safetensors + spec) instead of updating the "
+                   "model's own spec")
+    c.add_argument("--plot", help="write a reliability diagram (PNG) here")
+    c.set_defaults(func=cmd_calibrate)
+
+    h = sub.add_parser("retrain-head", help="fit a model's last layer again on its frozen features, class-balanced "
+                       "(for its own classes or another class set)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    h.add_argument("--model", default="default", help="bundled name, default, or a .safetensors path")
+    h.add_argument("--data", required=True, nargs="+")
+    h.add_argument("--ferplus", help="FER+ votes for --data (FER+ classes and majority labels)")
+    h.add_argument("--classes", help="class subset of the data")
+    h.add_argument("--balance", default="oversample", choices=["oversample", "none"])
+    h.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the logistic regression")
+    h.add_argument("--seed", type=int, default=0)
+    h.add_argument("--name", help="the new model's name (default: the --out file's stem)")
+    h.add_argument("--out", required=True, help="the new model, NAME.safetensors (spec beside it)")
+    h.set_defaults(func=cmd_retrain_head)
 
     a = sub.add_parser("average", help="one model whose weights are the mean of several (model soup, SWA)")
     a.add_argument("members", nargs="+", metavar="MODEL", help="bundled names, .safetensors files, or a "

@@ -67,8 +67,11 @@ class TrainConfig:
     schedule: str = "onecycle"
     label_smoothing: float = 0.1
     soft_label_weight: float = 0.0                  # 0: hard labels; 1: vote distributions only
+    fer2013_label_weight: float = 0.0               # with ferplus: share of the FER-2013 label in each soft label
+    logit_adjust: float = 0.0                       # logit-adjusted loss: tau x log(training prior) added in the loss
     teacher: str | None = None                      # distillation: a model whose probabilities are the soft labels
     teacher_tta: str = "flip"                       # the teacher's test-time augmentation: none, flip, ten_crop
+    teacher_mix: float = 1.0                        # with ferplus: the teacher's share of each soft label (rest: votes)
     balance: str = "none"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     mean: float = 0.5
@@ -104,8 +107,17 @@ class TrainConfig:
             raise EmolensError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if not 0 <= self.soft_label_weight <= 1:
             raise EmolensError("soft_label_weight must lie in [0, 1]")
-        if self.teacher and self.ferplus:
-            raise EmolensError("teacher and ferplus both give soft labels; use one of them")
+        if not 0 <= self.fer2013_label_weight <= 1:
+            raise EmolensError("fer2013_label_weight must lie in [0, 1]")
+        if self.fer2013_label_weight and not self.ferplus:
+            raise EmolensError("fer2013_label_weight needs ferplus votes (it mixes FER-2013 labels into FER+ targets)")
+        if self.logit_adjust < 0:
+            raise EmolensError("logit_adjust must not be negative")
+        if not 0 <= self.teacher_mix <= 1:
+            raise EmolensError("teacher_mix must lie in [0, 1]")
+        if self.teacher and self.ferplus and self.teacher_mix == 1:
+            raise EmolensError("teacher and ferplus both give soft labels: set teacher_mix below 1 to mix them "
+                               "(the teacher's share), or use one of them")
         if self.teacher and self.soft_label_weight == 0:
             raise EmolensError("teacher needs soft_label_weight above 0 (the share of the teacher in each target)")
         if self.teacher:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..data import FaceDataset, load_dataset
 from ..errors import ModelError
-from ..evaluation.metrics import Metrics, compute_metrics
+from ..evaluation.metrics import Metrics
 from ..models.weights import tta_mode
 
 
@@ -24,22 +24,33 @@ def match_classes(ds: FaceDataset, model_classes: list[str], model_name: str) ->
 
 def evaluate(model: str = "default", data=(), ferplus=None, split: str | None = None, classes=None,
              tta: bool | str | None = None, backend: str = "onnx", detect: bool = False, detector: str | None = None,
-             out_dir: str | Path | None = None) -> Metrics:
+             out_dir: str | Path | None = None, raw: bool = False) -> Metrics:
+    """A model's metrics on one split of a data set (or the whole of a folder without splits).
+
+    The data's classes may differ from the model's (cross-data-set evaluation): see
+    :func:`emolens.evaluation.crossdata.score`. ``raw``: without the model's calibration and
+    operating point."""
+    from ..evaluation.crossdata import score, subject_groups
     from ..runtime import load_classifier
 
-    clf = load_classifier(model, backend=backend)
+    clf = load_classifier(model, backend=backend, raw=raw)
+    mode = tta_mode(clf.spec.tta if tta is None else tta)
     if detect:
         from ..vision.evaluate import evaluate_detect
 
-        metrics = evaluate_detect(clf, data, detector=detector, split=split, tta=clf.spec.tta if tta is None else tta)
+        metrics = evaluate_detect(clf, data, detector=detector, split=split, tta=mode, classes=classes)
     else:
-        ds = load_dataset(data, ferplus=ferplus, classes=classes)
-        part = ds.split(split, "test")
-        part = match_classes(part, clf.classes, clf.name)
-        probs = clf.predict_proba(part.images, tta=tta)
-        metrics = compute_metrics(part.labels, probs.argmax(1), clf.classes)
-        metrics.extra = {"model": clf.name, "split": part.split_names[0] if len(part) else split,
-                         "tta": tta_mode(clf.spec.tta if tta is None else tta)}
+        ds = load_dataset(data, ferplus=ferplus)
+        part = ds if split is None and len(ds.split_names) == 1 else ds.split(split, "test")
+        groups = None
+        roots = [data] if isinstance(data, (str, Path)) else list(data)
+        if part.paths is not None and len(roots) == 1:
+            groups, _ = subject_groups(roots[0], [str(p) for p in part.paths])
+        probs = clf.predict_proba(part.images, tta=mode)
+        metrics = score(probs, [part.class_names[k] for k in part.labels], clf.classes, classes=classes,
+                        groups=groups)
+        metrics.extra.update({"model": clf.name, "split": part.split_names[0] if len(part) else split, "tta": mode})
+    metrics.extra["calibrated"] = not raw and bool(clf.spec.calibration)
     if out_dir:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

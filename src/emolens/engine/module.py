@@ -13,13 +13,20 @@ from .config import TrainConfig
 
 
 class FERModule(pl.LightningModule):
-    def __init__(self, model: nn.Module, cfg: TrainConfig, class_weights: np.ndarray | None = None):
+    def __init__(self, model: nn.Module, cfg: TrainConfig, class_weights: np.ndarray | None = None,
+                 class_prior: np.ndarray | None = None):
         super().__init__()
         # channels-last convolutions: about 20% faster on a CPU (oneDNN) and on GPUs with tensor cores
         self.model = model.to(memory_format=torch.channels_last)
         self.cfg = cfg
         weights = torch.as_tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
         self.register_buffer("class_weights", weights, persistent=False)
+        # logit-adjusted loss (Menon et al. 2021): the loss sees logits + tau log(prior), so the raw
+        # logits the network learns are already free of the training set's class frequencies
+        shift = None
+        if cfg.logit_adjust and class_prior is not None:
+            shift = cfg.logit_adjust * torch.log(torch.as_tensor(class_prior, dtype=torch.float32).clamp_min(1e-6))
+        self.register_buffer("logit_shift", shift, persistent=False)
         self._val_preds: list[torch.Tensor] = []
         self._val_true: list[torch.Tensor] = []
         if cfg.pretrained and not (cfg.run_dir / "checkpoints" / "last.ckpt").exists():
@@ -47,7 +54,8 @@ class FERModule(pl.LightningModule):
         return target * (1 - eps) + eps / n_classes
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logp = F.log_softmax(logits.float(), dim=1)
+        logits = logits.float() if self.logit_shift is None else logits.float() + self.logit_shift
+        logp = F.log_softmax(logits, dim=1)
         per_class = -target * logp
         if self.class_weights is not None:
             per_class = per_class * self.class_weights

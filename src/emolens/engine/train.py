@@ -47,7 +47,7 @@ class _Faces(torch.utils.data.Dataset):
 
 
 def prepare_data(cfg: TrainConfig) -> tuple[FaceDataset, FaceDataset]:
-    ds = load_dataset(cfg.data, ferplus=cfg.ferplus, classes=cfg.classes)
+    ds = load_dataset(cfg.data, ferplus=cfg.ferplus, classes=cfg.classes, fer2013_label_weight=cfg.fer2013_label_weight)
     train = ds.split(cfg.train_split, "train")
     val = ds.split(cfg.val_split, "val")
     if len(train) == 0 or len(val) == 0:
@@ -75,7 +75,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     if cfg.teacher:
         from .distill import with_teacher_labels
 
-        train_ds = with_teacher_labels(train_ds, cfg.teacher, cfg.teacher_tta)
+        train_ds = with_teacher_labels(train_ds, cfg.teacher, cfg.teacher_tta, cfg.teacher_mix if cfg.ferplus else 1.0)
     balanced = balance(train_ds, cfg.balance, seed=cfg.seed)
     print(balanced.describe())
     print(f"train {len(balanced.dataset)} rows, validation {len(val_ds)} rows, classes {', '.join(train_ds.class_names)}")
@@ -87,7 +87,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         options.setdefault("input_size", crop or side)
     model = create_model(cfg.model, num_classes=len(train_ds.class_names), **options)
     print(f"model {cfg.model} {options}: {count_parameters(model):,} parameters")
-    module = FERModule(model, cfg, balanced.class_weights)
+    prior = np.bincount(balanced.dataset.labels, minlength=len(train_ds.class_names)) / len(balanced.dataset)
+    module = FERModule(model, cfg, balanced.class_weights, class_prior=prior)
     train_loader = torch.utils.data.DataLoader(_Faces(balanced.dataset), batch_size=cfg.batch_size, shuffle=True,
                                                drop_last=len(balanced.dataset) > cfg.batch_size, num_workers=0)
     val_loader = torch.utils.data.DataLoader(_Faces(val_ds), batch_size=512, shuffle=False, num_workers=0)

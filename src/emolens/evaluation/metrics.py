@@ -61,8 +61,11 @@ class Metrics:
         plt.close(fig)
 
 
-def compute_metrics(y_true, y_pred, class_names) -> Metrics:
-    """Accuracy, precision/recall/F1 per class, macro and weighted, and the confusion matrix."""
+def compute_metrics(y_true, y_pred, class_names, average_over: list[int] | None = None) -> Metrics:
+    """Accuracy, precision/recall/F1 per class, macro and weighted, and the confusion matrix.
+
+    ``average_over``: the class indexes the macro / weighted F1 average (default: all classes);
+    cross-data-set scores average over the classes the data has."""
     from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
     y_true = np.asarray(y_true)
@@ -74,8 +77,8 @@ def compute_metrics(y_true, y_pred, class_names) -> Metrics:
                      "support": int(rep[c]["support"])} for c in class_names}
     return Metrics(
         accuracy=float(accuracy_score(y_true, y_pred)),
-        macro_f1=float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        weighted_f1=float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
+        macro_f1=float(f1_score(y_true, y_pred, labels=average_over or labels, average="macro", zero_division=0)),
+        weighted_f1=float(f1_score(y_true, y_pred, labels=average_over or labels, average="weighted", zero_division=0)),
         per_class=per_class,
         confusion_matrix=confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         class_names=list(class_names),

@@ -98,6 +98,8 @@ class ModelSpec:
     version: str = "0"
     sha256: str = ""
     metrics: dict = field(default_factory=dict)
+    # the calibration and operating point the runtime applies (emolens.evaluation.calibration.Calibration)
+    calibration: dict = field(default_factory=dict)
     tta: bool | str = False  # evaluate's default test-time augmentation (none, flip, ten_crop; True: flip)
 
     @classmethod

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
+from ..models.calibration import Calibration, softmax
 from ..models.weights import ModelSpec, load_model
 from .resolve import resolve_weights
 
@@ -21,10 +22,20 @@ FACES_PER_CALL = 256  # faces per call of the network (x 10 views at most)
 
 
 class Classifier:
-    """Common part: the spec, class names, input size and softmax over logits."""
+    """Common part: the spec, class names, input size, calibration and softmax over logits.
+
+    Probabilities are calibrated with the spec's stored calibration and operating point
+    (``softmax((logits + bias) / T)``, see :mod:`emolens.evaluation.calibration`) unless ``raw``
+    is set: then they are the network's own softmax, with the training set's class prior in them.
+    """
 
     spec: ModelSpec
     backend: str
+    raw: bool = False
+
+    @property
+    def calibration(self) -> Calibration:
+        return Calibration() if self.raw else Calibration.from_dict(self.spec.calibration)
 
     @property
     def classes(self) -> list[str]:
@@ -53,19 +64,21 @@ class Classifier:
         side = self.input_size
         if faces.shape[1:] != (side, side):
             raise ModelError(f"{self.name}: faces must be {side}x{side}, got {faces.shape[1]}x{faces.shape[2]}")
+        cal = self.calibration
+        return softmax(cal.apply(self.view_logits(faces, tta))).mean(0)
+
+    def view_logits(self, faces: np.ndarray, tta: bool | str | None = None) -> np.ndarray:
+        """The network's raw logits (V, N, C) for each test-time view of uint8 faces (N, H, W)."""
+        faces = np.asarray(faces)
         tta = self.spec.tta if tta is None else tta
         parts = []
         for start in range(0, len(faces), FACES_PER_CALL):  # bounded memory for large arrays and ten crops
             views = self.spec.preprocess.views(faces[start:start + FACES_PER_CALL], tta)
-            probs = _softmax(self.logits(np.concatenate(views) if len(views) > 1 else views[0]))
-            parts.append(probs.reshape(len(views), -1, probs.shape[1]).mean(0))
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+            z = self.logits(np.concatenate(views) if len(views) > 1 else views[0])
+            parts.append(z.reshape(len(views), -1, z.shape[1]))
+        if not parts:
+            return np.zeros((1, 0, len(self.classes)), dtype=np.float32)
+        return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
 
 class TorchClassifier(Classifier):
@@ -132,14 +145,19 @@ class OnnxClassifier(Classifier):
 
 
 def load_classifier(model: str | Path | None = "default", backend: str = "onnx",
-                    threads: int | None = None) -> Classifier:
-    """A classifier for a bundled model name, ``default``, or a ``.safetensors`` path."""
+                    threads: int | None = None, raw: bool = False) -> Classifier:
+    """A classifier for a bundled model name, ``default``, or a ``.safetensors`` path.
+
+    ``raw``: skip the model's stored calibration and operating point (the network's own softmax)."""
     if backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     weights = resolve_weights(model)
     if backend == "torch":
-        return TorchClassifier(weights)
-    try:
-        return OnnxClassifier(weights, threads)
-    except ImportError:
-        return TorchClassifier(weights)  # onnxruntime missing: torch still works
+        clf: Classifier = TorchClassifier(weights)
+    else:
+        try:
+            clf = OnnxClassifier(weights, threads)
+        except ImportError:
+            clf = TorchClassifier(weights)  # onnxruntime missing: torch still works
+    clf.raw = raw
+    return clf

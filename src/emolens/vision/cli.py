@@ -22,6 +22,10 @@ def add_common(p) -> None:
     p.add_argument("--max-side", dest="max_side", type=int, default=None,
                    help="detect on a copy at most this many pixels on its longer side (default 480: fast, finds "
                         "faces down to ~20 px in a 640x480 frame; raise it, e.g. 960, or 0 for full size, for small faces in big photos)")
+    p.add_argument("--min-confidence", dest="min_confidence", type=float, default=None, metavar="P",
+                   help="label a face 'uncertain' when its top calibrated probability is below P (default: off)")
+    p.add_argument("--raw", action="store_true", help="the network's own probabilities, without the model's stored "
+                   "calibration and operating point (default: calibrated)")
 
 
 def make_recognizer(args):
@@ -34,7 +38,8 @@ def make_recognizer(args):
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     return Recognizer(model=args.model, detector=args.detector, backend=args.backend, threads=args.threads,
-                      margin=args.margin, min_score=args.min_score, max_side=args.max_side)
+                      margin=args.margin, min_score=args.min_score, max_side=args.max_side,
+                      min_confidence=args.min_confidence, raw=args.raw)
 
 
 # ---------------------------------------------------------------- predict

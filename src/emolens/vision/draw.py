@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .results import FrameResult
+from .results import UNCERTAIN, FrameResult
 
 #: BGR colour per canonical class name; other names get a colour from their hash.
 COLOURS = {
     "angry": (40, 40, 220), "disgust": (40, 140, 40), "fear": (160, 60, 160), "happy": (40, 200, 250),
     "sad": (200, 110, 30), "surprise": (0, 140, 255), "neutral": (190, 190, 190), "contempt": (120, 120, 40),
+    UNCERTAIN: (128, 128, 128),
 }
 
 
@@ -37,6 +38,8 @@ def annotate(bgr: np.ndarray, frame: FrameResult, top_k: int = 3, landmarks: boo
             for x, y in face.landmarks:
                 cv2.circle(bgr, (int(x), int(y)), thick, (255, 255, 255), -1, cv2.LINE_AA)
         head = f"{face.label} {face.confidence:.0%}"
+        if face.label == UNCERTAIN:                   # say what it leans to: "uncertain (happy 41%)"
+            head = f"{UNCERTAIN} ({face.top(1)[0][0]} {face.confidence:.0%})"
         if face.track_id is not None:
             head = f"#{face.track_id} {head}"
         scale = 0.5 * unit

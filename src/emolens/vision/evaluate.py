@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import canonical_name
-from ..errors import DataError, EmolensError, ModelError
+from ..errors import DataError, EmolensError
 from ..models.weights import tta_mode
 from .images import IMAGE_EXTENSIONS, read_image
 
@@ -69,65 +69,74 @@ def find_labelled_images(root: str | Path, split: str | None = None) -> list[Lab
 
 
 def evaluate_detect(clf, data, detector: str | None = None, split: str | None = None, tta: bool | str | None = None,
-                    margin: float | None = None, progress: bool = True):
+                    margin: float | None = None, progress: bool = True, classes=None):
     """Detect, align and classify every image of the folder(s) ``data``; returns Metrics.
 
     Each image is labelled by its largest detected face. An image where no face is found counts
     as WRONG for accuracy (its prediction is "no face", never a class), so ``accuracy`` is the
-    end-to-end rate a user sees; ``detection_rate`` is the share of images with a face.
+    end-to-end rate a user sees; ``detection_rate`` is the share of images with a face. Classes the
+    model lacks (or outside ``classes``) are left out and counted; the scores are
+    :func:`emolens.evaluation.crossdata.score`'s (restricted argmax, subject-resampled intervals
+    when a ``subjects.csv`` lies beside the class folders).
     ``metrics.extra`` holds detection_rate, n_images, n_no_face and n_unreadable (files that
     could not be read are reported on stderr and left out of every count).
     """
     from tqdm import tqdm
 
-    from ..evaluation.metrics import compute_metrics
+    from ..evaluation.crossdata import score, subject_groups
     from .align import DEFAULT_MARGIN
     from .detectors import create_detector
     from .pipeline import Pipeline
 
     roots = [data] if isinstance(data, (str, Path)) else list(data)
-    items = [item for root in roots for item in find_labelled_images(root, split)]
-    classes = list(clf.classes)
-    unknown = sorted({it.label for it in items} - set(classes))
-    if unknown:
-        raise ModelError(f"model {clf.name!r} predicts {', '.join(classes)}; the data also has {', '.join(unknown)}")
+    items = [(Path(root), item) for root in roots for item in find_labelled_images(root, split)]
     det = create_detector(detector)
     pipe = Pipeline(det, clf, DEFAULT_MARGIN if margin is None else margin, tta)
-    y_true, y_pred, unreadable = [], [], 0
+    n_classes = len(clf.classes)
+    kept: list[tuple[Path, LabelledImage]] = []
+    probs: list[np.ndarray] = []
+    found: list[bool] = []
+    unreadable = 0
     crops, crop_rows = [], []                        # largest-face crops, classified in batches
-    for item in tqdm(items, desc="evaluate --detect", unit="img", disable=not progress, file=sys.stderr):
+    for root, item in tqdm(items, desc="evaluate --detect", unit="img", disable=not progress, file=sys.stderr):
         try:
             rgb = read_image(item.path)
         except EmolensError as e:
             print(f"emolens: skipped {e}", file=sys.stderr)
             unreadable += 1
             continue
-        y_true.append(classes.index(item.label))
-        y_pred.append(-1)                            # "no face" unless a face is found
+        kept.append((root, item))
+        probs.append(np.zeros(n_classes, dtype=np.float32))   # "no face" unless a face is found
+        found.append(False)
         dets = pipe.detector.detect(rgb)
         if dets:
             crops.append(pipe.crops(rgb, [max(dets, key=lambda d: d.area)]))
-            crop_rows.append(len(y_pred) - 1)
+            crop_rows.append(len(probs) - 1)
+            found[-1] = True
         if len(crops) >= BATCH:
-            _classify(pipe, crops, crop_rows, y_pred)
-    _classify(pipe, crops, crop_rows, y_pred)
-    if not y_true:
+            _classify(pipe, crops, crop_rows, probs)
+    _classify(pipe, crops, crop_rows, probs)
+    if not kept:
         raise DataError(f"no readable image in {', '.join(map(str, roots))}")
-    metrics = compute_metrics(np.array(y_true), np.array(y_pred), classes)
-    n = len(y_true)
-    no_face = int(sum(p < 0 for p in y_pred))
-    metrics.extra = {"model": clf.name, "detector": det.name, "split": split,
-                     "tta": tta_mode(clf.spec.tta if tta is None else tta),
-                     "detection_rate": (n - no_face) / n, "n_images": n, "n_no_face": no_face,
-                     "n_unreadable": unreadable}
+    groups = None
+    if len(roots) == 1:
+        groups, _ = subject_groups(roots[0], [it.path.relative_to(root).as_posix() for root, it in kept])
+    metrics = score(np.stack(probs), [it.label for _, it in kept], clf.classes, classes=classes, groups=groups,
+                    found=np.array(found))
+    n = len(kept)
+    no_face = n - int(sum(found))
+    metrics.extra.update({"model": clf.name, "detector": det.name, "split": split,
+                          "tta": tta_mode(clf.spec.tta if tta is None else tta),
+                          "detection_rate": (n - no_face) / n, "n_images": n, "n_no_face": no_face,
+                          "n_unreadable": unreadable})
     return metrics
 
 
-def _classify(pipe, crops: list, rows: list, y_pred: list) -> None:
-    """Classify the pending crops in one call and write their predictions; empties both lists."""
+def _classify(pipe, crops: list, rows: list, probs_out: list) -> None:
+    """Classify the pending crops in one call and write their probabilities; empties both lists."""
     if crops:
         probs = pipe.classifier.predict_proba(np.concatenate(crops), tta=pipe.tta)
         for row, p in zip(rows, probs):
-            y_pred[row] = int(np.argmax(p))
+            probs_out[row] = p
     crops.clear()
     rows.clear()

@@ -12,19 +12,22 @@ import numpy as np
 
 from .align import DEFAULT_MARGIN, align_faces, to_grey
 from .detectors.base import Detection, FaceDetector
-from .results import FaceResult, FrameResult
+from .results import FaceResult, FrameResult, top_label
 
 
 class Pipeline:
     """A face detector and a classifier (``emolens.runtime.Classifier``) joined by the alignment step.
 
-    ``tta``: test-time augmentation (none, flip or ten_crop; True: flip); None follows the model spec."""
+    ``tta``: test-time augmentation (none, flip or ten_crop; True: flip); None follows the model spec.
+    ``min_confidence``: a face whose top (calibrated) probability is below it is labelled ``uncertain``."""
 
-    def __init__(self, detector: FaceDetector, classifier, margin: float = DEFAULT_MARGIN, tta: bool | str | None = None):
+    def __init__(self, detector: FaceDetector, classifier, margin: float = DEFAULT_MARGIN, tta: bool | str | None = None,
+                 min_confidence: float | None = None):
         self.detector = detector
         self.classifier = classifier
         self.margin = margin
         self.tta = tta
+        self.min_confidence = min_confidence
 
     @property
     def classes(self) -> list[str]:
@@ -62,9 +65,8 @@ class Pipeline:
         return frames
 
     def _face(self, det: Detection, probs: np.ndarray) -> FaceResult:
-        classes = self.classes
-        best = int(np.argmax(probs))
+        probabilities = dict(zip(self.classes, map(float, probs)))
+        label, confidence = top_label(probabilities, self.min_confidence)
         marks = None if det.landmarks is None else [(float(x), float(y)) for x, y in det.landmarks]
-        return FaceResult(box=tuple(float(v) for v in det.box), score=float(det.score), label=classes[best],
-                          confidence=float(probs[best]), probabilities=dict(zip(classes, map(float, probs))),
-                          landmarks=marks)
+        return FaceResult(box=tuple(float(v) for v in det.box), score=float(det.score), label=label,
+                          confidence=confidence, probabilities=probabilities, landmarks=marks)

@@ -6,12 +6,26 @@ import json
 from dataclasses import asdict, dataclass, field
 
 
+#: The label of a face whose top probability is below the caller's ``min_confidence``.
+UNCERTAIN = "uncertain"
+
+
+def top_label(probabilities: dict[str, float], min_confidence: float | None = None) -> tuple[str, float]:
+    """The most probable class and its probability; the label is :data:`UNCERTAIN` when that
+    probability is below ``min_confidence`` (None or 0: never)."""
+    label = max(probabilities, key=probabilities.get)
+    confidence = float(probabilities[label])
+    if min_confidence and confidence < min_confidence:
+        return UNCERTAIN, confidence
+    return label, confidence
+
+
 @dataclass
 class FaceResult:
     box: tuple[float, float, float, float]          # x1, y1, x2, y2 in image pixels
     score: float                                    # detection confidence
-    label: str                                      # top class
-    confidence: float                               # probability of the top class
+    label: str                                      # top class, or "uncertain" below the caller's min_confidence
+    confidence: float                               # probability of the top class (also when uncertain)
     probabilities: dict[str, float]                 # class -> probability, in the model's class order
     landmarks: list[tuple[float, float]] | None = None  # 5 points: eyes, nose, mouth corners (if the detector gives them)
     track_id: int | None = None                     # stable id across frames (video, webcam, stream)

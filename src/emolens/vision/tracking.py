@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .results import FaceResult, FrameResult
+from .results import FaceResult, FrameResult, top_label
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -75,11 +75,13 @@ class FaceTracker:
 
     ``half_life``: seconds for an old observation's weight to halve (0 turns smoothing off);
     ``max_missed``: updates a face may be missing before its track ends; ``max_distance``: how
-    far (in face sizes) a face may jump between updates and still be matched by its centre.
+    far (in face sizes) a face may jump between updates and still be matched by its centre;
+    ``min_confidence``: a face whose smoothed top probability is below it is labelled ``uncertain``.
     """
 
     def __init__(self, iou_threshold: float = 0.3, max_distance: float = 1.0, max_missed: int = 10,
-                 half_life: float = 0.5):
+                 half_life: float = 0.5, min_confidence: float | None = None):
+        self.min_confidence = min_confidence
         self.iou_threshold = iou_threshold
         self.max_distance = max_distance
         self.max_missed = max_missed
@@ -131,5 +133,4 @@ class FaceTracker:
         if self.half_life > 0:
             face.raw_probabilities = dict(face.probabilities)
             face.probabilities = dict(zip(classes, map(float, track.probs)))
-            best = int(np.argmax(track.probs))
-            face.label, face.confidence = classes[best], float(track.probs[best])
+            face.label, face.confidence = top_label(face.probabilities, self.min_confidence)

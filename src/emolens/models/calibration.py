@@ -1,0 +1,57 @@
+"""A model's calibration and operating point, as stored in its spec and applied at inference.
+
+``softmax((logits x scale + bias) / T)``: ``scale`` is vector scaling (one factor per class, Guo
+et al. 2017), ``bias`` the operating point (a per-class logit shift that takes the training set's
+class frequencies out of the labels), ``T`` the temperature that makes the probabilities mean
+what they say. :mod:`emolens.evaluation.calibration` fits both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Calibration:
+    """What the runtime applies to a model's logits; stored as ``spec.calibration``."""
+
+    temperature: float = 1.0
+    scale: list[float] = field(default_factory=list)        # per class, multiplies the logits (vector scaling)
+    logit_bias: list[float] = field(default_factory=list)   # per class, added before the temperature
+    prior: list[float] = field(default_factory=list)        # training class frequencies the bias was built from
+    strength: list[float] = field(default_factory=list)     # tau per class: bias = -tau * log(prior)
+    fitted_on: str = ""                                     # the split (and TTA) the values were chosen on
+    objective: str = ""                                     # what the operating point maximised
+    ece_before: float | None = None
+    ece_after: float | None = None
+    ece_cross_fitted: float | None = None                   # fitted on one half, measured on the other
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Calibration":
+        d = dict(d or {})
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def is_identity(self) -> bool:
+        return self.temperature == 1.0 and not any(self.logit_bias) and all(s == 1 for s in self.scale)
+
+    def apply(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated logits: (logits x scale + bias) / T."""
+        z = np.asarray(logits, dtype=np.float32)
+        if self.scale:
+            z = z * np.asarray(self.scale, dtype=np.float32)
+        if self.logit_bias:
+            z = z + np.asarray(self.logit_bias, dtype=np.float32)
+        return z / np.float32(self.temperature)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
