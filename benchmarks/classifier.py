@@ -5,7 +5,9 @@
 Prints the median time per call for a single face and per face in batches, for ONNX Runtime
 and for eager torch (the baseline), measured in the same run, and their ratios; the last columns
 are ONNX Runtime with flip test-time augmentation (two views) and ten-crop (ten views, models that
-see crops of the face). Target: one face in at most 2 ms on one core through ONNX Runtime, one pass.
+see crops of the face), and ONNX Runtime without the spec's calibration (`raw`, the output before
+calibration existed) with what the calibration costs. Target: one face in at most 2 ms on one core
+through ONNX Runtime, one pass.
 """
 
 from __future__ import annotations
@@ -47,20 +49,23 @@ def main() -> None:
         raise SystemExit("no bundled models and none given with --models")
     rng = np.random.default_rng(0)
     print(f"threads={args.threads}  repeat={args.repeat}  torch {torch.__version__}")
-    print(f"{'model':<10} {'batch':>5} {'onnx ms/face':>13} {'torch ms/face':>14} {'speed-up':>9} {'onnx+flip TTA':>14} {'onnx+ten-crop':>14}")
+    print(f"{'model':<10} {'batch':>5} {'onnx ms/face':>13} {'torch ms/face':>14} {'speed-up':>9} {'onnx+flip TTA':>14} "
+          f"{'onnx+ten-crop':>14} {'onnx raw':>9} {'calibration cost':>17}")
     for name in models:
         onnx = load_classifier(name, backend="onnx", threads=args.threads)
+        raw = load_classifier(name, backend="onnx", threads=args.threads, raw=True)   # without the spec's calibration
         eager = load_classifier(name, backend="torch")
         for batch in (1, 5, 32):
             faces = rng.integers(0, 256, (batch, 48, 48), dtype=np.uint8)
             t_onnx = median_ms(lambda: onnx.predict_proba(faces, tta=False), args.repeat) / batch
             t_torch = median_ms(lambda: eager.predict_proba(faces, tta=False), max(args.repeat // 3, 20)) / batch
             t_tta = median_ms(lambda: onnx.predict_proba(faces, tta="flip"), args.repeat) / batch
+            t_raw = median_ms(lambda: raw.predict_proba(faces, tta=False), args.repeat) / batch
             ten = "-"
             if onnx.spec.preprocess.model_size < onnx.spec.preprocess.input_size:
                 ten = f"{median_ms(lambda: onnx.predict_proba(faces, tta='ten_crop'), args.repeat // 3) / batch:.3f}"
             print(f"{onnx.name:<10} {batch:>5} {t_onnx:>13.3f} {t_torch:>14.3f} {t_torch / t_onnx:>8.1f}x {t_tta:>14.3f} "
-                  f"{ten:>14}")
+                  f"{ten:>14} {t_raw:>9.3f} {t_onnx / t_raw - 1:>+16.1%}")
 
 
 if __name__ == "__main__":
