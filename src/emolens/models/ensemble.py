@@ -318,7 +318,8 @@ def tune_ensemble(models: Sequence[str | Path], data, ferplus=None, classes=None
 
     if len(models) < 2:
         raise ModelError("an ensemble needs at least two models")
-    clfs = [load_classifier(m, backend=backend, threads=threads) for m in models]
+    # raw: the soft vote (SoftVote) averages the members' own softmax, so the weights are tuned on it
+    clfs = [load_classifier(m, backend=backend, threads=threads, raw=True) for m in models]
     classes0 = clfs[0].classes
     for clf in clfs[1:]:
         if sorted(clf.classes) != sorted(classes0):
