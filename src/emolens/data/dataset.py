@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..classes import resolve_class_set
-from ..errors import DataError
+from ..errors import DataError, ModelError
 
 #: Split names tried, in order, when a role ("train" / "val") is asked for and no split is named.
 SPLIT_ROLES: dict[str, tuple[str, ...]] = {
@@ -126,6 +126,17 @@ class FaceDataset:
             hard = np.eye(len(wanted), dtype=np.float32)[out.labels]
             out.soft_labels = np.where(total > 0, soft / np.maximum(total, 1e-12), hard).astype(np.float32)
         return out
+
+    def in_model_order(self, model_classes, model_name: str) -> "FaceDataset":
+        """The data's labels in a model's class order; refuses (naming the model) when the class sets differ."""
+        if list(self.class_names) == list(model_classes):
+            return self
+        if set(self.class_names) == set(model_classes):
+            return self.with_classes(tuple(model_classes))
+        raise ModelError(
+            f"model {model_name!r} predicts {len(model_classes)} classes ({', '.join(model_classes)}) but the data "
+            f"has {len(self.class_names)} ({', '.join(self.class_names)}); use a model trained on these classes, "
+            "or pick a common subset with --classes")
 
     def summary(self) -> dict:
         """Counts per split and class plus the dropped rows, as plain data (for JSON)."""

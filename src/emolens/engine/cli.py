@@ -110,7 +110,7 @@ def cmd_average(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from ..evaluation.calibration import calibrate_model
+    from ..evaluation.calibration import ECE_BINS, calibrate_model
 
     cal, spec = calibrate_model(args.model, args.data, ferplus=args.ferplus, split=args.split,
                                 prior_split=args.prior_split, operating_point=not args.no_operating_point,
@@ -118,7 +118,7 @@ def cmd_calibrate(args) -> int:
                                 objective=args.objective, min_accuracy=args.min_accuracy)
     print(f"temperature {cal.temperature:.3f}; operating point strength per class (bias = -tau log prior): "
           + ", ".join(f"{t:+.1f}" for t in cal.strength))
-    print(f"ECE ({15} bins) on {cal.fitted_on}: {cal.ece_before:.4f} raw -> {cal.ece_after:.4f} calibrated "
+    print(f"ECE ({ECE_BINS} bins) on {cal.fitted_on}: {cal.ece_before:.4f} raw -> {cal.ece_after:.4f} calibrated "
           f"({cal.ece_cross_fitted:.4f} fitted on one half, measured on the other)")
     print(f"wrote {spec}" + (f" and {args.plot}" if args.plot else ""))
     return 0
@@ -239,7 +239,7 @@ def register(sub) -> None:
     e.add_argument("--out-dir", dest="out_dir", help="write report.txt and confusion_matrix.png here")
     e.set_defaults(func=cmd_evaluate)
 
-    c = sub.add_parser("calibrate", help="fit a model's calibration (temperature) and operating point on a "
+    c = sub.add_parser("calibrate", help="fit a model's calibration (vector scaling, temperature) and operating point on a "
                        "validation split and store them in its spec",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     c.add_argument("--model", default="default", help="bundled name, default, or a .safetensors path")
@@ -249,7 +249,7 @@ def register(sub) -> None:
     c.add_argument("--prior-split", dest="prior_split", help="the split whose class frequencies are the training "
                    "prior (default: Training / train)")
     c.add_argument("--no-operating-point", dest="no_operating_point", action="store_true",
-                   help="fit the temperature only (no per-class logit adjustment)")
+                   help="fit the vector scaling and temperature only (no per-class logit adjustment)")
     c.add_argument("--max-accuracy-drop", dest="max_accuracy_drop", type=float, default=0.005,
                    help="the operating point may cost at most this much validation accuracy")
     c.add_argument("--objective", default="balanced_accuracy", choices=["balanced_accuracy", "macro_f1"],

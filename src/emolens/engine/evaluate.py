@@ -4,22 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data import FaceDataset, load_dataset
-from ..errors import ModelError
+from ..data import load_dataset
 from ..evaluation.metrics import Metrics
 from ..models.weights import tta_mode
-
-
-def match_classes(ds: FaceDataset, model_classes: list[str], model_name: str) -> FaceDataset:
-    """Put the data's labels in the model's class order; refuse when the class sets differ."""
-    if list(ds.class_names) == list(model_classes):
-        return ds
-    if set(ds.class_names) == set(model_classes):
-        return ds.with_classes(tuple(model_classes))
-    raise ModelError(
-        f"model {model_name!r} predicts {len(model_classes)} classes ({', '.join(model_classes)}) but the data "
-        f"has {len(ds.class_names)} ({', '.join(ds.class_names)}); use a model trained on these classes, "
-        "or pick a common subset with --classes")
 
 
 def evaluate(model: str = "default", data=(), ferplus=None, split: str | None = None, classes=None,
@@ -42,10 +29,7 @@ def evaluate(model: str = "default", data=(), ferplus=None, split: str | None = 
     else:
         ds = load_dataset(data, ferplus=ferplus)
         part = ds if split is None and len(ds.split_names) == 1 else ds.split(split, "test")
-        groups = None
-        roots = [data] if isinstance(data, (str, Path)) else list(data)
-        if part.paths is not None and len(roots) == 1:
-            groups, _ = subject_groups(roots[0], [str(p) for p in part.paths])
+        groups = None if part.paths is None else subject_groups(data, [str(p) for p in part.paths])
         probs = clf.predict_proba(part.images, tta=mode)
         metrics = score(probs, [part.class_names[k] for k in part.labels], clf.classes, classes=classes,
                         groups=groups)

@@ -30,17 +30,17 @@ class HeadResult:
 
 
 @torch.no_grad()
-def penultimate_features(model, spec: ModelSpec, faces: np.ndarray, batch: int = 512, flip: bool = False) -> np.ndarray:
-    """The input of the network's last layer (N, D) for uint8 faces, centre crop (mirrored when ``flip``)."""
+def penultimate_features(model, spec: ModelSpec, faces: np.ndarray, batch: int = 512, tta: str = "none") -> np.ndarray:
+    """The input of the network's last layer for uint8 faces, one row per face and view: (V x N, D),
+    the views of :meth:`Preprocess.views` (``none``: the centre crop; ``flip``: it, then its mirror images)."""
     model.eval()
-    out = []
+    parts = []
     for start in range(0, len(faces), batch):
-        x = spec.preprocess.normalise(faces[start:start + batch])
-        if flip:
-            x = np.ascontiguousarray(x[..., ::-1])
-        feats = model.forward_features(torch.from_numpy(x))
-        out.append(model.head[:-1](feats).float().numpy())
-    return np.concatenate(out) if out else np.zeros((0, model.head[-1].in_features), np.float32)
+        views = spec.preprocess.views(faces[start:start + batch], tta)
+        parts.append([model.head[:-1](model.forward_features(torch.from_numpy(x))).float().numpy() for x in views])
+    if not parts:
+        return np.zeros((0, model.head[-1].in_features), np.float32)
+    return np.concatenate([np.concatenate(view) for view in zip(*parts)])
 
 
 def retrain_head(model: str, data, out: str | Path, ferplus=None, classes=None, train_split: str | None = None,
@@ -65,7 +65,7 @@ def retrain_head(model: str, data, out: str | Path, ferplus=None, classes=None, 
         raise ModelError(f"{spec.name}: retrain-head needs a network whose head ends in a linear layer")
     ds = load_dataset(data, ferplus=ferplus, classes=classes)
     train, val = ds.split(train_split, "train"), ds.split(val_split, "val")
-    x = np.concatenate([penultimate_features(net, spec, train.images, flip=f) for f in (False, True)])
+    x = penultimate_features(net, spec, train.images, tta="flip")
     y = np.concatenate([train.labels, train.labels])
     if balance == "oversample":
         x, y = RandomOverSampler(random_state=seed).fit_resample(x, y)

@@ -22,37 +22,28 @@ from ..models.calibration import Calibration, softmax
 ECE_BINS = 15
 
 
+def reliability_bins(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS):
+    """Top-label confidence in ``bins`` equal-width bins: (edges, mean confidence, accuracy, count)
+    per bin; bins with no faces give NaN."""
+    probs = np.asarray(probs)
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == np.asarray(labels)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(which, weights=conf, minlength=bins) / count
+        acc = np.bincount(which, weights=correct, minlength=bins) / count
+    return edges, mean_conf, acc, count
+
+
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
     """Top-label ECE: the bin-size-weighted mean gap between confidence and accuracy."""
-    probs = np.asarray(probs)
     if len(probs) == 0:
         return 0.0
-    conf = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == np.asarray(labels)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        in_bin = which == b
-        if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - conf[in_bin].mean())
-    return float(ece)
-
-
-def reliability_bins(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS):
-    """Per bin: mean confidence, accuracy and count (bins with no faces give NaN)."""
-    conf = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == np.asarray(labels)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
-    mean_conf = np.full(bins, np.nan)
-    acc = np.full(bins, np.nan)
-    count = np.bincount(which, minlength=bins)
-    for b in range(bins):
-        if count[b]:
-            mean_conf[b] = conf[which == b].mean()
-            acc[b] = correct[which == b].mean()
-    return edges, mean_conf, acc, count
+    _, mean_conf, acc, count = reliability_bins(probs, labels, bins)
+    filled = count > 0
+    return float((count[filled] * np.abs(acc[filled] - mean_conf[filled])).sum() / count.sum())
 
 
 def fit_vector_scale(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -219,17 +210,12 @@ def calibrate_model(model, data, ferplus=None, split: str | None = None, prior_s
     import shutil
 
     from ..data import load_dataset
-    from ..errors import DataError
     from ..models.weights import atomic_write_bytes
     from ..runtime import load_classifier
     from ..runtime.resolve import resolve_weights
 
     clf = load_classifier(model, backend=backend, raw=True)
-    ds = load_dataset(data, ferplus=ferplus)
-    if sorted(ds.class_names) != sorted(clf.classes):
-        raise DataError(f"{ds.source}: classes {', '.join(ds.class_names)} differ from model {clf.name!r}'s "
-                        f"({', '.join(clf.classes)}); calibrate on the data set the model was trained for")
-    ds = ds.with_classes(tuple(clf.classes))
+    ds = load_dataset(data, ferplus=ferplus).in_model_order(clf.classes, clf.name)
     val = ds.split(split, "val")
     train = ds.split(prior_split, "train")
     prior = np.bincount(train.labels, minlength=len(clf.classes)) / len(train)

@@ -46,14 +46,14 @@ def read_subjects(root: str | Path) -> dict[str, str] | None:
     return out
 
 
-def subject_groups(root: str | Path, rel_paths: list[str]) -> tuple[np.ndarray | None, int]:
-    """One group id per row from ``subjects.csv`` beside the class folders (rows it does not list
-    get a group of their own); returns (groups or None when there is no file, rows not listed)."""
-    subjects = read_subjects(root)
+def subject_groups(roots, rel_paths: list[str]) -> np.ndarray | None:
+    """One group id per row from ``subjects.csv`` beside the class folders of the one data root
+    (rows it does not list get a group of their own); None without such a file or with several roots."""
+    roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
+    subjects = read_subjects(roots[0]) if len(roots) == 1 else None
     if subjects is None:
-        return None, 0
-    missing = sum(p not in subjects for p in rel_paths)
-    return np.array([subjects.get(p, f"image:{p}") for p in rel_paths]), missing
+        return None
+    return np.array([subjects.get(p, f"image:{p}") for p in rel_paths])
 
 
 def _bootstrap(correct: np.ndarray, groups: np.ndarray | None, samples: int, seed: int) -> tuple[float, float]:

@@ -37,10 +37,6 @@ class Calibration:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @property
-    def is_identity(self) -> bool:
-        return self.temperature == 1.0 and not any(self.logit_bias) and all(s == 1 for s in self.scale)
-
     def apply(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated logits: (logits x scale + bias) / T."""
         z = np.asarray(logits, dtype=np.float32)

@@ -312,7 +312,6 @@ def tune_ensemble(models: Sequence[str | Path], data, ferplus=None, classes=None
     (one per model), ``uniform`` (equal weights), ``tuned``, plus ``summary`` (a text table).
     """
     from ..data import load_dataset
-    from ..engine.evaluate import match_classes
     from ..evaluation.metrics import compute_metrics
     from ..runtime import load_classifier
 
@@ -327,7 +326,7 @@ def tune_ensemble(models: Sequence[str | Path], data, ferplus=None, classes=None
                              f"{', '.join(classes0)}; ensemble members must share one class set")
     ds = load_dataset(data, ferplus=ferplus, classes=classes)
     part = ds.split(split, "val")
-    part = match_classes(part, classes0, clfs[0].name)
+    part = part.in_model_order(classes0, clfs[0].name)
     probs = []
     for clf in clfs:
         p = clf.predict_proba(part.images)

@@ -118,9 +118,7 @@ def evaluate_detect(clf, data, detector: str | None = None, split: str | None = 
     _classify(pipe, crops, crop_rows, probs)
     if not kept:
         raise DataError(f"no readable image in {', '.join(map(str, roots))}")
-    groups = None
-    if len(roots) == 1:
-        groups, _ = subject_groups(roots[0], [it.path.relative_to(root).as_posix() for root, it in kept])
+    groups = subject_groups(roots, [it.path.relative_to(root).as_posix() for root, it in kept])
     metrics = score(np.stack(probs), [it.label for _, it in kept], clf.classes, classes=classes, groups=groups,
                     found=np.array(found))
     n = len(kept)
