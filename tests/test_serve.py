@@ -512,20 +512,14 @@ def test_cli_serve_exposure_flags():
 
 
 def test_min_confidence_reaches_the_recognizer(tiny_model, face_jpeg):
-    """--min-confidence P: a face whose top probability is under P is 'uncertain', probabilities kept (when the
-    Recognizer accepts min_confidence; an older one is served without it)."""
-    import inspect
-
-    from emolens.api import Recognizer
-
+    """--min-confidence P: a face whose top probability is under P is 'uncertain', probabilities kept."""
     app = create_app(ServeSettings(model=str(tiny_model), min_confidence=0.99))   # the random tiny model is unsure
     with local_client(app) as c:
         r = post_image(c, face_jpeg)
     assert r.status_code == 200 and len(r.json()["faces"]) == 1
     face = r.json()["faces"][0]
-    if "min_confidence" in inspect.signature(Recognizer).parameters:
-        assert face["label"] == "uncertain" and face["confidence"] < 0.99
-        assert abs(sum(face["probabilities"].values()) - 1) < 1e-3
+    assert face["label"] == "uncertain" and face["confidence"] < 0.99
+    assert abs(sum(face["probabilities"].values()) - 1) < 1e-3
 
 
 def test_settings_travel_to_worker_processes(monkeypatch, tiny_model):

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,11 +31,7 @@ def make_recognizer(settings: ServeSettings):
     if settings.detector:
         kwargs["detector"] = settings.detector
     if settings.min_confidence is not None:
-        if "min_confidence" in inspect.signature(Recognizer).parameters:
-            kwargs["min_confidence"] = settings.min_confidence
-        else:  # an emolens whose Recognizer predates min_confidence: serve without it, and say so
-            logging.getLogger("emolens.serve").warning(
-                "min_confidence=%s ignored: this Recognizer does not accept it", settings.min_confidence)
+        kwargs["min_confidence"] = settings.min_confidence
     return Recognizer(**kwargs)
 
 
