@@ -392,6 +392,9 @@ def main() -> int:
                    help="runtime threads, for the baseline and the server started here")
     p.add_argument("--workers", type=int, default=1, help="server processes (server started here)")
     p.add_argument("--header-timeout", type=float, default=None, help="the started server's --header-timeout")
+    p.add_argument("--no-speed-target", dest="no_speed_target", action="store_true",
+                   help="exit 0 on zero errors whatever the speed ratio (which is still printed): for tests, "
+                        "whose verdict must not depend on the machine's speed")
     a = p.add_argument_group("abuse (beside the normal clients)")
     a.add_argument("--abuse", action="store_true", help="add the abusers below (defaults: 40, 16 x 15 MiB, 8)")
     a.add_argument("--slow", type=int, default=None, help="clients sending one header line every --slow-interval s")
@@ -510,7 +513,7 @@ def main() -> int:
         met = n_err == 0 and memory_ok and ab["oversized_refused"] == ab["oversized_clients"]
         print(f"target: 0 errors for normal clients, memory back within {RSS_MARGIN_MB} MB, oversized refused")
     else:
-        met = n_err == 0 and ratio <= 2.0
+        met = n_err == 0 and (args.no_speed_target or ratio <= 2.0)
     print(json.dumps(summary))
     print("target met" if met else "target NOT met")
     return 0 if met else 1

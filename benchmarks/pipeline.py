@@ -66,7 +66,7 @@ def median_ms(fn, repeat: int, warmup: int = 5) -> Timing:
 
 def model_for_timing(name: str) -> tuple[str, str]:
     """(weights path or name, note): the bundled model, or a same-architecture stand-in."""
-    from emolens.runtime.resolve import resolve_weights
+    from emolens.models.resolve import resolve_weights
 
     try:
         return str(resolve_weights(name)), f"`{name}` ({resolve_weights(name).name})"

@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from emolens.data import load_dataset
-from emolens.engine.evaluate import evaluate
+from emolens.evaluation.evaluate import evaluate
 from emolens.evaluation.calibration import expected_calibration_error, plot_reliability
 from emolens.models.calibration import Calibration
 from emolens.runtime import load_classifier

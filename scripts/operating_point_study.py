@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 
-from emolens.engine.evaluate import evaluate
+from emolens.evaluation.evaluate import evaluate
 from emolens.evaluation.calibration import calibrate_model, expected_calibration_error
 from emolens.runtime import load_classifier
 

@@ -9,7 +9,8 @@ from conftest import make_tiny_model, synthetic_faces, write_fer_csv
 
 from emolens.cli import main
 from emolens.errors import ModelError
-from emolens.models.ensemble import EnsembleSpec, soft_vote, tune_weights
+from emolens.evaluation.ensemble import soft_vote, tune_weights
+from emolens.models.ensemble import EnsembleSpec
 from emolens.runtime import load_classifier, resolve_weights
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

@@ -10,7 +10,8 @@ from conftest import synthetic_faces, write_fer_csv
 
 from emolens.cli import main
 from emolens.errors import EmolensError
-from emolens.experiments.runner import _stratified, load_experiment
+from emolens.experiments.runs import _stratified
+from emolens.experiments.schema import load_experiment
 
 TINY = {"widths": [4, 8], "convs_per_stage": 1, "hidden": [8], "global_pool": True}
 NO_WARP = {"rotation": 0, "shift": 0, "zoom": 0, "crop": 48, "erase": 0}
@@ -18,8 +19,8 @@ NO_WARP = {"rotation": 0, "shift": 0, "zoom": 0, "crop": 48, "erase": 0}
 
 @pytest.fixture(scope="module")
 def data_csv(tmp_path_factory):
-    images, labels = synthetic_faces(350, seed=3)
-    usages = ["Training"] * 280 + ["PublicTest"] * 70
+    images, labels = synthetic_faces(385, seed=3)   # a full Kaggle file: all three splits
+    usages = ["Training"] * 280 + ["PublicTest"] * 70 + ["PrivateTest"] * 35
     return write_fer_csv(tmp_path_factory.mktemp("data") / "fer2013.csv", images, labels, usages)
 
 
@@ -45,12 +46,23 @@ def _experiment(tmp_path, data_csv, **extra) -> str:
     return str(path)
 
 
-def test_experiment_runs_grid_ensemble_and_writes_table(tmp_path, data_csv, capsys):
+def test_experiment_runs_grid_ensemble_and_writes_table(tmp_path, data_csv, capsys, monkeypatch):
+    from emolens.data.dataset import FaceDataset
+
+    resolved = []   # every split any row kind reads: PrivateTest must never be among them
+    original = FaceDataset.resolve_split
+
+    def spy(self, name, role="train"):
+        resolved.append(original(self, name, role))
+        return resolved[-1]
+
+    monkeypatch.setattr(FaceDataset, "resolve_split", spy)
     path = _experiment(tmp_path, data_csv)
     assert main(["experiment", path, "--threads", "1"]) == 0
+    assert "PublicTest" in resolved and "PrivateTest" not in resolved
     table = (tmp_path / "docs" / "tiny.md").read_text()
     assert table.startswith("# Tiny balancing table")
-    assert "| model | method | data | validation accuracy | macro-F1 | time |" in table
+    assert "| model | method | data | accuracy on PublicTest (validation) | macro-F1 | time |" in table
     assert "**Shortened schedule**" in table and "1 epoch(s) per run" in table
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert len(rows) == 6
@@ -61,8 +73,8 @@ def test_experiment_runs_grid_ensemble_and_writes_table(tmp_path, data_csv, caps
     assert "140 of 280 Training rows, 42 of 70 PublicTest rows (stratified)" in rows[0]
     results = json.loads((tmp_path / "runs" / "results.json").read_text())
     assert [r["status"] for r in results["runs"]] == ["ok"] * 6
-    for r in results["runs"]:
-        assert 0 <= r["accuracy"] <= 1 and r["n_val"] == 42
+    for r in results["runs"]:  # every row kind (train, ensemble, average) scored on the same validation rows
+        assert 0 <= r["accuracy"] <= 1 and r["n_val"] == 42 and r["split"] == "PublicTest"
     for label in ("none", "oversample", "adv"):  # each run keeps its own full report
         for name in ("report.txt", "metrics.json", "confusion_matrix.png", f"model/{label}.safetensors"):
             assert (tmp_path / "runs" / label / name).exists(), (label, name)
@@ -90,7 +102,7 @@ def _check_soup(runs, row):
 
     from emolens.data import load_dataset
     from emolens.engine.average import read_record
-    from emolens.evaluation.predict import predict_proba
+    from emolens.runtime.classifier import ModuleClassifier
     from emolens.models.weights import load_model
 
     weights = runs / "soup" / "soup.safetensors"
@@ -101,7 +113,7 @@ def _check_soup(runs, row):
     assert record["batchnorm"]["split"] == "Training" and record["batchnorm"]["faces"] == 140
     model, spec = load_model(weights)
     val = load_dataset(record["batchnorm"]["data"]).split("PublicTest")  # the shortened schedule's subset
-    predicted = predict_proba(model, spec.preprocess, val.images).argmax(1)
+    predicted = ModuleClassifier(model, spec, raw=True).predict_proba(val.images, tta="none").argmax(1)
     metrics = json.loads((runs / "soup" / "metrics.json").read_text())
     assert metrics["n"] == len(val) == 42
     assert metrics["accuracy"] == pytest.approx(row["accuracy"]) == pytest.approx(np.mean(predicted == val.labels))
@@ -133,7 +145,8 @@ def test_dry_run_and_bad_configs(tmp_path, data_csv, capsys):
 
 
 def test_an_average_of_more_epochs_than_a_run_kept_is_refused(tmp_path):
-    from emolens.experiments.runner import RunResult, RunSpec, _average_inputs
+    from emolens.experiments.runs import _average_inputs
+    from emolens.experiments.schema import RunResult, RunSpec
 
     run = tmp_path / "a"
     (run / "checkpoints").mkdir(parents=True)

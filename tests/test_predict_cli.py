@@ -185,7 +185,7 @@ def test_evaluate_detect_counts_images_without_faces(tmp_path, tiny_model, capsy
 
 def test_evaluate_detect_flat_layout_and_a_class_the_model_lacks(tmp_path, tiny_model, capsys):
     from emolens.runtime import load_classifier
-    from emolens.vision.evaluate import evaluate_detect
+    from emolens.evaluation.detect import evaluate_detect
 
     root = tmp_path / "flat"
     save_rgb(root / "happy" / "a.jpg", face_frame(1))

@@ -30,8 +30,9 @@ def test_only_loopback_targets(url):
 
 
 def test_short_load_run_prints_figures():
-    r = run("--tiny", "--clients", "8", "--requests", "24", "--duration", "60", "--baseline-seconds", "1")
-    assert r.returncode in (0, 1), r.stdout + r.stderr   # 1: target missed (a busy CI machine), still a report
+    r = run("--tiny", "--clients", "8", "--requests", "24", "--duration", "60", "--baseline-seconds", "1",
+            "--no-speed-target")
+    assert r.returncode == 0, r.stdout + r.stderr   # zero errors; the speed ratio is reported, not judged here
     summary = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
     assert summary["errors"] == 0 and summary["ok"] == 24
     assert summary["requests_per_s"] > 0 and summary["p50_ms"] <= summary["p99_ms"]

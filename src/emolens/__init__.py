@@ -1,5 +1,16 @@
-"""emolens: facial expression recognition, from raw data set to live demo, offline on a CPU."""
+"""emolens: facial expression recognition, from raw data set to live demo, offline on a CPU.
 
-__version__ = "0.1.0"
+Inference: :class:`Recognizer`. The other jobs, one function per ``emolens`` command:
+:func:`train`, :func:`evaluate`, :func:`calibrate`, :func:`export`, :func:`average`,
+:func:`retrain_head`, :func:`ensemble_tune`, :func:`ensemble_pack`, :func:`experiment`,
+:func:`data_stats` (see :mod:`emolens.tasks`). Importing emolens is light: heavy modules load
+when a job runs or a Recognizer is built.
+"""
 
-from .api import Recognizer  # noqa: E402  (light: heavy modules load when a Recognizer is built)
+from .version import __version__
+from .api import Recognizer  # noqa: E402
+from .tasks import (average, calibrate, data_stats, ensemble_pack, ensemble_tune, evaluate, experiment, export,
+                    retrain_head, train)
+
+__all__ = ["Recognizer", "__version__", "average", "calibrate", "data_stats", "ensemble_pack", "ensemble_tune",
+           "evaluate", "experiment", "export", "retrain_head", "train"]

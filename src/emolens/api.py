@@ -63,6 +63,19 @@ class Recognizer:
     def classes(self) -> list[str]:
         return self.classifier.classes
 
+    def info(self) -> dict:
+        """The model and pipeline this Recognizer runs: name, version, architecture, classes, face
+        size, weights sha256, validation metrics, backend and detector (the server's /info)."""
+        spec = self.classifier.spec
+        info = {"name": spec.name, "version": str(spec.version), "arch": spec.arch, "classes": list(spec.classes),
+                "input_size": spec.preprocess.input_size, "backend": self.classifier.backend,
+                "detector": self.detector.name, "calibrated": not self.classifier.raw and bool(spec.calibration)}
+        if spec.sha256:
+            info["sha256"] = spec.sha256
+        if spec.metrics:
+            info["metrics"] = spec.metrics
+        return info
+
     def predict(self, image, *, bgr: bool = False):
         """Faces in one image: a path, encoded bytes, a numpy array (RGB, or BGR with ``bgr=True``)
         or a PIL image. Returns a :class:`~emolens.vision.results.FrameResult` (no faces: empty)."""

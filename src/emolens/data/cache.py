@@ -6,31 +6,18 @@ Set ``EMOLENS_CACHE_DIR`` to move the cache, or ``EMOLENS_NO_CACHE=1`` to turn i
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_path, cache_dir, sha256_of
+
 CACHE_VERSION = "1"
 
 
-def cache_dir() -> Path:
-    env = os.environ.get("EMOLENS_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "emolens"
-
-
 def file_hash(*paths: Path) -> str:
-    h = hashlib.sha256(CACHE_VERSION.encode())
-    for path in paths:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:32]
+    return sha256_of(*paths, salt=CACHE_VERSION.encode())[:32]
 
 
 def load(kind: str, key: str) -> dict[str, np.ndarray] | None:
@@ -51,10 +38,7 @@ def save(kind: str, key: str, arrays: dict[str, np.ndarray]) -> None:
         return
     folder = cache_dir()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp.npz")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(folder / f"{kind}-{key}.npz") as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
-        os.replace(tmp, folder / f"{kind}-{key}.npz")
     except OSError:
         pass  # a read-only cache directory only costs speed

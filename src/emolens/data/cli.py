@@ -7,14 +7,13 @@ from pathlib import Path
 
 
 def cmd_stats(args) -> int:
-    from . import load_dataset
+    from ..tasks import data_stats
     from .stats import format_stats
 
-    ds = load_dataset(args.path, ferplus=args.ferplus, classes=args.classes, strict=args.strict)
-    summary = ds.summary()
+    summary = data_stats(args.path, ferplus=args.ferplus, classes=args.classes, strict=args.strict)
     print(format_stats(summary))
     if args.json:
-        from ..models.weights import atomic_write_bytes
+        from ..files import atomic_write_bytes
 
         atomic_write_bytes(Path(args.json), (json.dumps(summary, indent=2) + "\n").encode())
         print(f"wrote {args.json}")

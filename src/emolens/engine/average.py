@@ -15,6 +15,7 @@ measured again on training faces (:func:`recalibrate_batchnorm`) when data is gi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -43,7 +44,7 @@ def load_member(path: str) -> tuple[dict[str, torch.Tensor], ModelSpec]:
         except Exception as e:  # a truncated file, not a Lightning checkpoint, ...
             raise ModelError(f"{ckpt}: not a readable training checkpoint ({type(e).__name__}: {e})") from None
         return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}, spec
-    from ..runtime.resolve import resolve_weights
+    from ..models.resolve import resolve_weights
 
     model, spec = load_model(resolve_weights(path))
     return model.state_dict(), spec
@@ -127,6 +128,42 @@ def average_models(members: Sequence[str], weights: Sequence[float] | None = Non
     return model, spec
 
 
+@dataclass
+class AverageResult:
+    weights: Path           # the averaged model, NAME.safetensors (spec beside it)
+    record: Path            # how it was made (NAME.average.yaml)
+    faces: int              # training faces that re-measured the batch-norm statistics (0: none)
+    model: nn.Module
+    spec: ModelSpec
+
+
+def average(members: Sequence[str], out: str | Path, weights: Sequence[float] | None = None,
+            data: Sequence[str] | None = None, split: str | None = "Training", name: str | None = None,
+            ferplus: str | None = None, classes=None) -> AverageResult:
+    """Average ``members`` into ``out`` (.safetensors + spec + record): ``emolens average`` and the
+    experiment files' average rows. ``data``/``split``: the training faces whose batch-norm
+    statistics the averaged network takes (``split`` None: the data's training split)."""
+    from ..data import load_dataset
+    from ..models.weights import save_model
+
+    members = [str(m) for m in members]
+    if weights and len(weights) != len(members):
+        raise ModelError(f"--weights: {len(weights)} weights for {len(members)} models")
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        raise ModelError(f"--out {out}: give a .safetensors path (the spec is written beside it)")
+    faces, data_list = None, [str(d) for d in ([data] if isinstance(data, (str, Path)) else data or [])]
+    if data_list:
+        ds = load_dataset(data_list, ferplus=ferplus, classes=classes)
+        split = ds.resolve_split(split, "train")
+        faces = ds.split(split).images
+    model, spec = average_models(members, weights, faces, name=name or out.stem)
+    path = save_model(model, spec, out)
+    command = average_command(members, path, weights, data_list or None, split, name)
+    record = write_record(path, members, weights, data_list or None, split, 0 if faces is None else len(faces), command)
+    return AverageResult(path, record, 0 if faces is None else len(faces), model, spec)
+
+
 #: Beside an averaged ``NAME.safetensors``: how it was made (members, weights, batch-norm faces, command).
 RECORD_SUFFIX = ".average.yaml"
 
@@ -153,7 +190,7 @@ def write_record(weights: str | Path, members: Sequence[str], weights_used: Sequ
     """Write the averaging record beside ``weights`` (atomically), with one line per member on how it was trained."""
     import yaml
 
-    from ..models.weights import atomic_write_bytes
+    from ..files import atomic_write_bytes
 
     record = {
         "command": command,

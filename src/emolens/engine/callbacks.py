@@ -3,9 +3,7 @@ wall-clock keeper."""
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
@@ -13,19 +11,15 @@ from lightning.fabric.utilities.cloud_io import _atomic_save
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from ..models.weights import atomic_write_bytes
+from ..files import atomic_path, atomic_write_bytes, is_partial_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write each checkpoint to a temporary file and rename it, so a kill never leaves half a file."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        _atomic_save(checkpoint, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            _atomic_save(checkpoint, tmp)
 
 
 def keep_last_epochs(run_dir: Path, n: int) -> ModelCheckpoint:
@@ -45,7 +39,7 @@ def kept_epoch_checkpoints(run_dir: str | Path) -> list[Path]:
 def remove_partial_writes(folder: Path) -> list[Path]:
     """Delete the temporary files of checkpoint writes that a kill interrupted (the checkpoints
     themselves are whole: a write only replaces one when it is complete)."""
-    stale = sorted(folder.glob(".*.ckpt.*.tmp")) if folder.is_dir() else []
+    stale = sorted(p for p in folder.glob(".*.ckpt.*") if is_partial_write(p)) if folder.is_dir() else []
     for tmp in stale:
         tmp.unlink(missing_ok=True)
     return stale

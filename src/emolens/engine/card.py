@@ -11,7 +11,8 @@ from pathlib import Path
 import yaml
 
 from ..models.registry import count_parameters
-from ..models.weights import atomic_write_bytes, load_model, save_model, tta_mode
+from ..files import atomic_write_bytes
+from ..models.weights import load_model, save_model, tta_mode
 
 DATA_TERMS = (
     "FER-2013 (Goodfellow et al. 2013, ICML 2013 Challenges in Representation Learning) and the FER+ labels "
@@ -56,12 +57,12 @@ def _per_class_table(metrics: dict) -> str:
 
 def _tta_metrics(model, spec, val) -> dict[str, dict]:
     """Accuracy and F1 on the validation faces with each test-time augmentation the model allows."""
-    from ..evaluation.predict import predicted_metrics
+    from ..evaluation.evaluate import evaluate_module
 
     modes = ["flip", "ten_crop"] if spec.preprocess.model_size < spec.preprocess.input_size else ["flip"]
     out = {}
     for mode in modes:
-        m = predicted_metrics(model, spec.preprocess, val.images, val.labels, spec.classes, tta=mode)
+        m = evaluate_module(model, spec, val, tta=mode)
         out[mode] = {"accuracy": m.accuracy, "macro_f1": m.macro_f1, "weighted_f1": m.weighted_f1}
     return out
 
@@ -134,7 +135,7 @@ def bundle_average(weights: str | Path, dest_dir: str | Path, docs_dir: str | Pa
                    speed: str = "", selection: str = "", version: str = "1") -> Path:
     """Bundle a model made by ``emolens average`` (its record beside it names the members): measure it on
     ``split`` of ``data``, write its weights, spec and card to ``dest_dir`` and its confusion matrix to ``docs_dir``."""
-    from ..evaluation.predict import predicted_metrics
+    from ..evaluation.evaluate import evaluate_module
     from .average import read_record
 
     record = read_record(weights)
@@ -142,8 +143,8 @@ def bundle_average(weights: str | Path, dest_dir: str | Path, docs_dir: str | Pa
     data = [str(d) for d in ([data] if isinstance(data, (str, Path)) else data)]
     cfg = {"data": data, "ferplus": ferplus, "classes": list(spec.classes)}
     val = _validation_faces(cfg, split)
-    m = predicted_metrics(model, spec.preprocess, val.images, val.labels, spec.classes)
-    m.extra = {"split": split}
+    m = evaluate_module(model, spec, val)
+    m.extra["split"] = split
     metrics = m.to_dict()
     spec.metrics = {"split": split, "accuracy": m.accuracy, "macro_f1": m.macro_f1, "weighted_f1": m.weighted_f1,
                     "n": m.n}

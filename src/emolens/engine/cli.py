@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..cli import key_values, parse_value
 from ..errors import EmolensError
+
 
 #: Flags of ``emolens train`` that set the config key of the same name.
 TRAIN_FLAGS = (
@@ -16,58 +16,36 @@ TRAIN_FLAGS = (
 )
 
 
-def build_train_config(args, base: dict | None = None):
-    """The config file (or ``base``) with the command-line flags applied on top."""
-    from .config import TrainConfig
-
-    if base is None:
-        base = TrainConfig.load(args.config).to_dict() if args.config else TrainConfig().to_dict()
-    if args.data:
-        base["data"] = list(args.data)
+def train_overrides(args) -> dict:
+    """The config keys the command line sets: the flags given and ``--set`` (dotted keys into sections)."""
+    out: dict = {"data": list(args.data)} if args.data else {}
     for key in TRAIN_FLAGS:
         value = getattr(args, key, None)
         if value is not None:
-            base[key] = value
+            out[key] = value
     if args.model_option:
-        base["model_options"] = {**base.get("model_options", {}), **key_values(args.model_option, "--model-option")}
+        out["model_options"] = key_values(args.model_option, "--model-option")
     for key, value in key_values(args.set, "--set").items():
-        target = base
+        target = out
         parts = key.split(".")
         for part in parts[:-1]:
-            if not isinstance(target.get(part), dict):
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
                 raise EmolensError(f"--set {key}: {part!r} is not a section of the config")
-            target = target[part]
         target[parts[-1]] = value
-    return TrainConfig.from_dict(base)
+    return out
 
 
 def cmd_train(args) -> int:
-    from .config import TrainConfig
-    from .train import train
+    from ..tasks import train
 
-    if args.resume:
-        # The run's saved config wins; flags given now (say a larger --epochs) apply on top.
-        if args.config:
-            first = TrainConfig.load(args.config)
-            out, name = args.out or first.out, args.name or first.name
-        else:
-            out, name = args.out or "runs", args.name or args.model or "vgg_fer"
-        saved = TrainConfig(out=out, name=name).run_dir / "config.yaml"
-        if not saved.exists():
-            raise EmolensError(f"--resume: no run at {saved.parent} (its config.yaml is missing); "
-                               "give the same --out and --name (or --config) as the first run")
-        base = TrainConfig.load(saved).to_dict()
-        args.config = None
-        cfg = build_train_config(args, base)
-    else:
-        cfg = build_train_config(args)
-    result = train(cfg, resume=args.resume, progress=not args.no_progress)
+    result = train(args.config, resume=args.resume, progress=not args.no_progress, **train_overrides(args))
     print(f"run folder: {result.run_dir}")
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate
+    from ..tasks import evaluate
 
     metrics = evaluate(args.model, args.data, ferplus=args.ferplus, split=args.split, classes=args.classes,
                        tta=args.tta, backend=args.backend, detect=args.detect, detector=args.detector,
@@ -87,35 +65,23 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_average(args) -> int:
-    from ..data import load_dataset
-    from ..models.weights import save_model
-    from .average import average_command, average_models, write_record
+    from ..tasks import average
 
-    if args.weights and len(args.weights) != len(args.members):
-        raise EmolensError(f"--weights: {len(args.weights)} weights for {len(args.members)} models")
-    out = Path(args.out)
-    if out.suffix != ".safetensors":
-        raise EmolensError(f"--out {out}: give a .safetensors path (the spec is written beside it)")
-    faces = None
-    if args.data:
-        faces = load_dataset(args.data).split(args.split).images
-        print(f"batch-norm statistics from {len(faces):,} faces of {args.split}")
-    model, spec = average_models(args.members, args.weights, faces, name=args.name or out.stem)
-    weights = save_model(model, spec, out)
-    command = average_command(args.members, out, args.weights, args.data, args.split, args.name)
-    record = write_record(weights, args.members, args.weights, args.data, args.split,
-                          0 if faces is None else len(faces), command)
-    print(f"averaged {len(args.members)} models into {weights} (how: {record.name})")
+    r = average(args.members, args.out, weights=args.weights, data=args.data, split=args.split, name=args.name)
+    if r.faces:
+        print(f"batch-norm statistics from {r.faces:,} faces of {args.split}")
+    print(f"averaged {len(args.members)} models into {r.weights} (how: {r.record.name})")
     return 0
 
 
 def cmd_calibrate(args) -> int:
-    from ..evaluation.calibration import ECE_BINS, calibrate_model
+    from ..evaluation.calibration import ECE_BINS
+    from ..tasks import calibrate
 
-    cal, spec = calibrate_model(args.model, args.data, ferplus=args.ferplus, split=args.split,
-                                prior_split=args.prior_split, operating_point=not args.no_operating_point,
-                                max_accuracy_drop=args.max_accuracy_drop, out=args.out, plot=args.plot,
-                                objective=args.objective, min_accuracy=args.min_accuracy)
+    r = calibrate(args.model, args.data, ferplus=args.ferplus, split=args.split, prior_split=args.prior_split,
+                  operating_point=not args.no_operating_point, max_accuracy_drop=args.max_accuracy_drop,
+                  objective=args.objective, min_accuracy=args.min_accuracy, out=args.out, plot=args.plot)
+    cal, spec = r.calibration, r.spec
     print(f"temperature {cal.temperature:.3f}; operating point strength per class (bias = -tau log prior): "
           + ", ".join(f"{t:+.1f}" for t in cal.strength))
     print(f"ECE ({ECE_BINS} bins) on {cal.fitted_on}: {cal.ece_before:.4f} raw -> {cal.ece_after:.4f} calibrated "
@@ -125,7 +91,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_retrain_head(args) -> int:
-    from .head import retrain_head
+    from ..tasks import retrain_head
 
     r = retrain_head(args.model, args.data, args.out, ferplus=args.ferplus, classes=args.classes,
                      balance=args.balance, c=args.c, seed=args.seed, name=args.name)
@@ -139,14 +105,13 @@ def cmd_models(args) -> int:
     from ..models.registry import count_parameters, create_model, list_models
     from ..weights import DEFAULT_MODEL, bundled_names
 
-    print(f"{'architecture':<22} {'params (7 cl.)':>14} {'input':>9}  source")
+    print(f"{'architecture':<22} {'params (7 cl.)':>14}  source")
     for info in list_models():
         try:
             params = f"{count_parameters(create_model(info.name, num_classes=7)):,}"
         except Exception as e:  # an optional extra not installed
             params = f"needs {', '.join(info.needs) or type(e).__name__}"
-        size = f"{info.channels}x{info.input_size}x{info.input_size}"
-        print(f"{info.name:<22} {params:>14} {size:>9}  {info.source}")
+        print(f"{info.name:<22} {params:>14}  {info.source}")
     names = bundled_names()
     if names:
         from ..models.weights import read_spec
@@ -163,13 +128,10 @@ def cmd_models(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from ..models.weights import load_model
-    from ..runtime.classifier import export_onnx
-    from ..runtime.resolve import resolve_weights
+    from ..tasks import export
 
-    model, spec = load_model(resolve_weights(args.model))
-    out = Path(args.out or f"{spec.name}.onnx")
-    export_onnx(model, spec, out)
+    r = export(args.model, args.out)
+    out, spec = r.path, r.spec
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); input 'faces' (N, {spec.preprocess.channels}, "
           f"{spec.preprocess.input_size}, {spec.preprocess.input_size}), mean {spec.preprocess.mean}, "
           f"std {spec.preprocess.std}; classes {', '.join(spec.classes)}")

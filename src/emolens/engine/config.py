@@ -171,11 +171,43 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
-        raw = read_yaml_mapping(path, "config")
-        raw.pop("_base_", None)
-        return cls.from_dict(raw)
+        """A config file; ``_base_: other.yaml`` (a path relative to the file, or a list of them)
+        starts from those files' keys, which this file's keys then override (``augment`` merged
+        key by key)."""
+        return cls.from_dict(load_composed(Path(path)))
+
+    def preprocess(self, input_size: int):
+        """The :class:`~emolens.models.weights.Preprocess` of a model trained on ``input_size`` faces
+        with this config: stored in its spec, and the normalisation training itself uses."""
+        from ..models.weights import Preprocess
+
+        crop = self.augment.crop if self.augment.crop < input_size else 0
+        return Preprocess(input_size, 1, self.mean, self.std, crop)
 
     def save(self, path: Path) -> None:
-        from ..models.weights import atomic_write_bytes
+        from ..files import atomic_write_bytes
 
         atomic_write_bytes(path, yaml.safe_dump(self.to_dict(), sort_keys=False).encode())
+
+
+def load_composed(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A YAML config with its ``_base_`` files merged under it (depth first, cycles refused)."""
+    path = path.resolve()
+    if path in seen:
+        raise EmolensError(f"{path}: _base_ includes itself ({' -> '.join(p.name for p in seen + (path,))})")
+    raw = read_yaml_mapping(path, "config")
+    bases = raw.pop("_base_", None) or []
+    merged: dict = {}
+    for base in [bases] if isinstance(bases, str) else bases:
+        base_path = path.parent / str(base)
+        if not base_path.is_file():
+            raise EmolensError(f"{path}: _base_ file {base} not found")
+        merged = _merge(merged, load_composed(base_path, seen + (path,)))
+    return _merge(merged, raw)
+
+
+def _merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = {**out[key], **value} if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

@@ -57,7 +57,7 @@ def retrain_head(model: str, data, out: str | Path, ferplus=None, classes=None, 
     from sklearn.linear_model import LogisticRegression
 
     from ..evaluation.metrics import compute_metrics
-    from ..runtime.resolve import resolve_weights
+    from ..models.resolve import resolve_weights
 
     t0 = time.perf_counter()
     net, spec = load_model(resolve_weights(model))

@@ -38,12 +38,9 @@ class FERModule(pl.LightningModule):
         return self.model(x)
 
     def _normalise(self, images: torch.Tensor, centre_crop: bool = False) -> torch.Tensor:
-        """uint8 (N, H, W) -> normalised (N, 1, H, W); ``centre_crop`` cuts the evaluation crop."""
-        x = (images.float().unsqueeze(1) / 255.0 - self.cfg.mean) / self.cfg.std
-        side = min(self.cfg.augment.crop, x.shape[-1])
-        if centre_crop and side < x.shape[-1]:
-            top, left = (x.shape[-2] - side) // 2, (x.shape[-1] - side) // 2
-            x = x[..., top:top + side, left:left + side]
+        """uint8 (N, H, W) -> normalised (N, 1, H, W) by the spec's own :meth:`Preprocess.normalise`;
+        ``centre_crop`` cuts the evaluation crop."""
+        x = self.cfg.preprocess(images.shape[-1]).normalise(images, crop=centre_crop)
         return x.contiguous(memory_format=torch.channels_last)
 
     def _targets(self, labels: torch.Tensor, soft: torch.Tensor, n_classes: int) -> torch.Tensor:

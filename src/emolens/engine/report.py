@@ -6,18 +6,19 @@ import csv
 from pathlib import Path
 
 from ..data import FaceDataset
-from ..evaluation.metrics import Metrics, _save_figure
-from ..evaluation.predict import predicted_metrics
+from ..evaluation.metrics import Metrics
+from ..evaluation.evaluate import evaluate_module
+from ..files import atomic_write_text, save_figure
 from ..models.weights import ModelSpec
 from .config import TrainConfig
 
 
 def write_report(model, spec: ModelSpec, val: FaceDataset, run_dir: Path, cfg: TrainConfig, seconds: float,
                  epochs: int) -> Metrics:
-    metrics = predicted_metrics(model, spec.preprocess, val.images, val.labels, val.class_names)
-    metrics.extra = {"split": val.split_names[0], "epochs": epochs, "train_seconds": round(seconds, 1)}
+    metrics = evaluate_module(model, spec, val)
+    metrics.extra.update({"split": val.split_names[0], "epochs": epochs, "train_seconds": round(seconds, 1)})
     metrics.write_json(run_dir / "metrics.json")
-    (run_dir / "report.txt").write_text(metrics.report)
+    atomic_write_text(run_dir / "report.txt", metrics.report)
     metrics.plot_confusion(run_dir / "confusion_matrix.png",
                            f"{spec.name} on {val.split_names[0]}: accuracy {metrics.accuracy:.2%}, "
                            f"macro-F1 {metrics.macro_f1:.3f}")
@@ -64,5 +65,5 @@ def plot_curves(logs: Path, out: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    _save_figure(fig, out)
+    save_figure(fig, out)
     plt.close(fig)

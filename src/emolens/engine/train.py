@@ -15,7 +15,7 @@ from ..data import FaceDataset, load_dataset
 from ..data.balance import balance
 from ..errors import EmolensError
 from ..models.registry import count_parameters, create_model, model_info
-from ..models.weights import ModelSpec, Preprocess, save_model
+from ..models.weights import ModelSpec, save_model
 from .callbacks import AtomicCheckpointIO, TimeKeeper, keep_last_epochs, read_seconds, remove_partial_writes
 from .config import TrainConfig, resolve_precision
 from .module import FERModule
@@ -134,7 +134,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     state = torch.load(chosen or str(last), map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(state, strict=False)
     spec = ModelSpec(name=cfg.name or cfg.model, arch=cfg.model, classes=list(train_ds.class_names),
-                     preprocess=Preprocess(side, 1, cfg.mean, cfg.std, crop), options=options)
+                     preprocess=cfg.preprocess(side), options=options)
     metrics = write_report(module.model, spec, val_ds, run_dir, cfg, seconds, trainer.current_epoch)
     spec.metrics = {"split": val_ds.split_names[0], "accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1,
                     "weighted_f1": metrics.weighted_f1, "n": metrics.n}

@@ -159,7 +159,7 @@ def plot_reliability(path: str | Path, curves: dict[str, tuple[np.ndarray, np.nd
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .metrics import _save_figure
+    from ..files import save_figure
 
     fig, (ax, hist) = plt.subplots(2, 1, figsize=(5.5, 6.5), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
     ax.plot([0, 1], [0, 1], "k:", lw=1, label="perfect calibration")
@@ -179,7 +179,7 @@ def plot_reliability(path: str | Path, curves: dict[str, tuple[np.ndarray, np.nd
     hist.set_xlabel("confidence (top probability)")
     hist.set_ylabel("faces")
     fig.tight_layout()
-    _save_figure(fig, Path(path))
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -210,9 +210,9 @@ def calibrate_model(model, data, ferplus=None, split: str | None = None, prior_s
     import shutil
 
     from ..data import load_dataset
-    from ..models.weights import atomic_write_bytes
+    from ..files import atomic_write_bytes
     from ..runtime import load_classifier
-    from ..runtime.resolve import resolve_weights
+    from ..models.resolve import resolve_weights
 
     clf = load_classifier(model, backend=backend, raw=True)
     ds = load_dataset(data, ferplus=ferplus).in_model_order(clf.classes, clf.name)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write_bytes, save_figure
+
 
 @dataclass
 class Metrics:
@@ -31,8 +33,6 @@ class Metrics:
         return d
 
     def write_json(self, path: str | Path) -> None:
-        from ..models.weights import atomic_write_bytes
-
         atomic_write_bytes(Path(path), (json.dumps(self.to_dict(), indent=2) + "\n").encode())
 
     def normalised_confusion(self) -> np.ndarray:
@@ -57,7 +57,7 @@ class Metrics:
         axes[1].set_title("normalised by true class (recall)")
         fig.suptitle(title or f"accuracy {self.accuracy:.2%}, macro-F1 {self.macro_f1:.3f}, n={self.n}")
         fig.tight_layout()
-        _save_figure(fig, Path(path))
+        save_figure(fig, path)
         plt.close(fig)
 
 
@@ -87,14 +87,3 @@ def compute_metrics(y_true, y_pred, class_names, average_over: list[int] | None 
                                      digits=4, zero_division=0),
     )
 
-
-def _save_figure(fig, path: Path) -> None:
-    """Save atomically: a half-written PNG never replaces a good one."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from pathlib import Path
 
 
 def batches(text: str) -> int | float:
@@ -15,23 +14,19 @@ def batches(text: str) -> int | float:
 
 
 def cmd_experiment(args) -> int:
-    from .runner import describe_runs, load_experiment, run_experiment
+    from ..tasks import experiment
+    from .table import describe_runs
 
-    overrides = {"epochs": args.epochs, "limit_train_batches": args.limit_train_batches,
-                 "max_train_rows": args.max_train_rows, "max_val_rows": args.max_val_rows,
-                 "note": args.schedule_note}
-    exp = load_experiment(args.config, overrides)
-    if args.out:
-        exp.out = Path(args.out)
-    if args.table:
-        exp.table = Path(args.table)
+    command = "emolens " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if args.record_command else ""
+    exp, results = experiment(args.config, only=args.only, rerun=args.rerun, threads=args.threads, out=args.out,
+                              table=args.table, epochs=args.epochs, limit_train_batches=args.limit_train_batches,
+                              max_train_rows=args.max_train_rows, max_val_rows=args.max_val_rows,
+                              schedule_note=args.schedule_note, dry_run=args.dry_run, progress=args.progress,
+                              command=command)
     if args.dry_run:
         print(json.dumps({"out": str(exp.out), "table": str(exp.table), "schedule": exp.schedule.describe(),
                           "runs": describe_runs(exp)}, indent=2, default=str))
         return 0
-    command = "emolens " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if args.record_command else ""
-    results = run_experiment(exp, threads=args.threads, only=args.only, rerun=args.rerun,
-                             progress=args.progress, command=command)
     print(f"\nwrote {exp.table} and {exp.out / 'results.json'}")
     print(exp.table.read_text())
     return 0 if all(r.status == "ok" for r in results) else 1

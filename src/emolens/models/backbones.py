@@ -21,7 +21,6 @@ registry package that ships them (``package``: ``efficientnet_lite0`` from
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -358,11 +357,3 @@ def timm_any(num_classes: int, timm_name: str = "resnet18", **options) -> nn.Mod
     """Any timm architecture (option ``timm_name``), adapted to grey faces like the zoo entries."""
     return TimmClassifier(timm_name, num_classes, **options)
 
-
-@functools.lru_cache(maxsize=None)
-def timm_available() -> bool:
-    try:
-        require_timm()
-        return True
-    except ModelError:
-        return False

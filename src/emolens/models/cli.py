@@ -6,10 +6,10 @@ from pathlib import Path
 
 
 def cmd_tune(args) -> int:
-    from .ensemble import tune_ensemble
+    from ..tasks import ensemble_tune
 
     out = Path(args.out or f"{args.name}.ensemble.yaml")
-    spec, results = tune_ensemble(args.models, args.data, ferplus=args.ferplus, classes=args.classes,
+    spec, results = ensemble_tune(args.models, args.data, ferplus=args.ferplus, classes=args.classes,
                                   split=args.split, objective=args.objective, name=args.name, out=out,
                                   backend=args.backend)
     print(results["summary"])
@@ -19,10 +19,9 @@ def cmd_tune(args) -> int:
 
 
 def cmd_pack(args) -> int:
-    from .ensemble import pack_ensemble
+    from ..tasks import ensemble_pack
 
-    out = Path(args.out) if args.out else Path(args.spec).with_name(Path(args.spec).name.split(".")[0] + ".safetensors")
-    path = pack_ensemble(args.spec, out)
+    path = ensemble_pack(args.spec, args.out)
     print(f"wrote {path} and {path.with_suffix('.json')} (one file holding every member)")
     return 0
 

@@ -25,12 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..errors import ModelError
 from .registry import create_model, register_model
+from .weights import ModelSpec, Preprocess, load_model, save_model
 
 SPEC_SUFFIXES = (".ensemble.yaml", ".ensemble.yml", ".ensemble.json")
 
@@ -96,7 +96,7 @@ class EnsembleSpec:
     def save(self, path: str | Path) -> Path:
         import yaml
 
-        from .weights import atomic_write_bytes
+        from ..files import atomic_write_bytes
 
         path = Path(path)
         d = self.to_dict()
@@ -125,11 +125,11 @@ class SoftVote(nn.Module):
         if len(weights) != len(members):
             raise ModelError("an ensemble needs one weight per member")
         w = torch.tensor([float(x) for x in weights], dtype=torch.float32)
-        self.member_specs = [dict(m) for m in members]
+        self.member_preprocess = [Preprocess(**m.get("preprocess", {})) for m in members]
         self.members = nn.ModuleList(create_model(m["arch"], num_classes=len(m["classes"]), **m.get("options", {}))
                                      for m in members)
         inp = {"mean": 0.5, "std": 0.25, "channels": 1, **(input or {})}
-        self.in_mean, self.in_std, self.in_channels = float(inp["mean"]), float(inp["std"]), int(inp["channels"])
+        self.in_mean, self.in_std = float(inp["mean"]), float(inp["std"])
         self.register_buffer("weights", w / w.sum(), persistent=False)
         for i, m in enumerate(members):
             order = m.get("order") or list(range(num_classes))
@@ -138,22 +138,11 @@ class SoftVote(nn.Module):
             self.register_buffer(f"order{i}", torch.tensor(order, dtype=torch.long), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raw = x * self.in_std + self.in_mean
-        if self.in_channels > 1:
-            raw = raw.mean(dim=1, keepdim=True)
+        faces = (x * self.in_std + self.in_mean).mean(dim=1) * 255.0   # back to grey pixel values (N, H, W)
         total = None
-        for i, (member, spec) in enumerate(zip(self.members, self.member_specs)):
-            pre = spec.get("preprocess", {})
-            crop = int(pre.get("crop", 0) or 0)
-            member_in = raw
-            if 0 < crop < raw.shape[-1]:  # the member was trained on centre crops of the face
-                top, left = (raw.shape[-2] - crop) // 2, (raw.shape[-1] - crop) // 2
-                member_in = raw[..., top:top + crop, left:left + crop]
-            xm = (member_in - float(pre.get("mean", 0.5))) / float(pre.get("std", 0.25))
-            channels = int(pre.get("channels", 1))
-            if channels > 1:
-                xm = xm.expand(-1, channels, -1, -1)
-            probs = member(xm).float().softmax(dim=1).index_select(1, getattr(self, f"order{i}"))
+        for i, (member, pre) in enumerate(zip(self.members, self.member_preprocess)):
+            # the member's own normalisation (and centre crop, if it was trained on crops)
+            probs = member(pre.normalise(faces)).float().softmax(dim=1).index_select(1, getattr(self, f"order{i}"))
             part = probs * self.weights[i]
             total = part if total is None else total + part
         return torch.log(total.clamp_min(1e-12))
@@ -171,7 +160,7 @@ def ensemble(num_classes: int, **options) -> nn.Module:
 
 def resolve_member(model: str, base: Path | None = None) -> Path:
     """A member's weights file: a bundled name, or a path (relative to ``base``)."""
-    from ..runtime.resolve import resolve_weights
+    from .resolve import resolve_weights
 
     if is_ensemble_spec(model):
         raise ModelError(f"ensemble member {model}: an ensemble cannot be a member of another ensemble")
@@ -181,11 +170,9 @@ def resolve_member(model: str, base: Path | None = None) -> Path:
     return resolve_weights(model)
 
 
-def build_soft_vote(members: Sequence[tuple[nn.Module, "ModelSpec"]], weights: Sequence[float],
-                    name: str = "ensemble") -> tuple[SoftVote, "ModelSpec"]:
+def build_soft_vote(members: Sequence[tuple[nn.Module, ModelSpec]], weights: Sequence[float],
+                    name: str = "ensemble") -> tuple[SoftVote, ModelSpec]:
     """One SoftVote module (members' weights copied in) and its spec from loaded members."""
-    from .weights import ModelSpec, Preprocess
-
     if not members:
         raise ModelError("an ensemble needs at least one member")
     first = members[0][1]
@@ -220,7 +207,7 @@ def build_soft_vote(members: Sequence[tuple[nn.Module, "ModelSpec"]], weights: S
 
 
 def _cache_key(spec: EnsembleSpec, files: Sequence[Path]) -> str:
-    from .weights import sha256_of
+    from ..files import sha256_of
 
     h = hashlib.sha256(b"2" + json.dumps(spec.to_dict(), sort_keys=True).encode())  # 2: shared crops
     for f in files:
@@ -230,9 +217,7 @@ def _cache_key(spec: EnsembleSpec, files: Sequence[Path]) -> str:
 
 def pack_ensemble(spec_path: str | Path, out: str | Path | None = None) -> Path:
     """Turn ``NAME.ensemble.yaml`` into one model file (``out``, or the cache); returns its path."""
-    from ..data.cache import cache_dir
-    from .weights import load_model, save_model
-
+    from ..files import cache_dir
     spec_path = Path(spec_path)
     ens = EnsembleSpec.load(spec_path)
     files = [resolve_member(m.model, spec_path.parent) for m in ens.members]
@@ -249,117 +234,3 @@ def pack_ensemble(spec_path: str | Path, out: str | Path | None = None) -> Path:
         import tempfile
 
         return save_model(module, spec, Path(tempfile.mkdtemp(prefix="emolens-ensemble-")) / f"{ens.name}.safetensors")
-
-
-# ---------------------------------------------------------------------------------------- tuning
-
-
-def soft_vote(probs: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
-    w = np.asarray(weights, dtype=np.float64)
-    w = w / w.sum()
-    return sum(wi * p for wi, p in zip(w, probs)).astype(np.float32)
-
-
-def _nll(p: np.ndarray, labels: np.ndarray) -> float:
-    return float(-np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, None)).mean())
-
-
-def tune_weights(probs: Sequence[np.ndarray], labels: np.ndarray, objective: str = "nll", seed: int = 0,
-                 samples: int = 2000) -> np.ndarray:
-    """Member weights (summing to 1) for soft voting, chosen on held-out ``probs``/``labels``.
-
-    ``nll``: the weights that minimise the ensemble's negative log-likelihood (a smooth, convex
-    problem in the weights, solved with L-BFGS over a softmax parametrisation). ``accuracy``: the
-    best accuracy among the NLL optimum, equal weights and ``samples`` random Dirichlet draws
-    (ties go to the lower NLL).
-    """
-    if objective not in ("nll", "accuracy"):
-        raise ModelError(f"unknown objective {objective!r}; choose nll or accuracy")
-    k = len(probs)
-    labels = np.asarray(labels, dtype=np.int64)
-    if k == 1:
-        return np.ones(1)
-    stacked = torch.from_numpy(np.stack([p[np.arange(len(labels)), labels] for p in probs], 1).astype(np.float64))
-    logits = torch.zeros(k, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([logits], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = -torch.log((stacked * logits.softmax(0)).sum(1).clamp_min(1e-12)).mean()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    best = logits.detach().softmax(0).numpy()
-    if objective == "nll":
-        return best
-    rng = np.random.default_rng(seed)
-    candidates = [best, np.full(k, 1.0 / k)] + list(rng.dirichlet(np.ones(k), size=samples))
-
-    def score(w):
-        p = soft_vote(probs, w)
-        return (float((p.argmax(1) == labels).mean()), -_nll(p, labels))
-
-    return max(candidates, key=score)
-
-
-def tune_ensemble(models: Sequence[str | Path], data, ferplus=None, classes=None, split: str | None = None,
-                  objective: str = "nll", name: str = "ensemble", out: str | Path | None = None,
-                  backend: str = "onnx", threads: int | None = None) -> tuple[EnsembleSpec, dict]:
-    """Tune soft-vote weights of ``models`` on a validation split; write ``out`` (a spec) if given.
-
-    Returns the spec and a dict of :class:`~emolens.evaluation.metrics.Metrics`: ``members``
-    (one per model), ``uniform`` (equal weights), ``tuned``, plus ``summary`` (a text table).
-    """
-    from ..data import load_dataset
-    from ..evaluation.metrics import compute_metrics
-    from ..runtime import load_classifier
-
-    if len(models) < 2:
-        raise ModelError("an ensemble needs at least two models")
-    # raw: the soft vote (SoftVote) averages the members' own softmax, so the weights are tuned on it
-    clfs = [load_classifier(m, backend=backend, threads=threads, raw=True) for m in models]
-    classes0 = clfs[0].classes
-    for clf in clfs[1:]:
-        if sorted(clf.classes) != sorted(classes0):
-            raise ModelError(f"{clf.name} predicts {', '.join(clf.classes)} but {clfs[0].name} predicts "
-                             f"{', '.join(classes0)}; ensemble members must share one class set")
-    ds = load_dataset(data, ferplus=ferplus, classes=classes)
-    part = ds.split(split, "val")
-    part = part.in_model_order(classes0, clfs[0].name)
-    probs = []
-    for clf in clfs:
-        p = clf.predict_proba(part.images)
-        probs.append(p[:, [clf.classes.index(c) for c in classes0]])
-    weights = tune_weights(probs, part.labels, objective)
-    uniform = np.full(len(probs), 1.0 / len(probs))
-    results = {
-        "members": [compute_metrics(part.labels, p.argmax(1), classes0) for p in probs],
-        "uniform": compute_metrics(part.labels, soft_vote(probs, uniform).argmax(1), classes0),
-        "tuned": compute_metrics(part.labels, soft_vote(probs, weights).argmax(1), classes0),
-    }
-    split_name = part.split_names[0] if len(part) else str(split)
-    rows = [f"{'model':<40} {'weight':>7} {'accuracy':>9} {'macro-F1':>9}"]
-    for clf, w, m in zip(clfs, weights, results["members"]):
-        rows.append(f"{clf.name[:40]:<40} {w:>7.3f} {m.accuracy:>9.4f} {m.macro_f1:>9.4f}")
-    for label, key in (("soft vote, equal weights", "uniform"), (f"soft vote, tuned ({objective})", "tuned")):
-        rows.append(f"{label:<40} {'':>7} {results[key].accuracy:>9.4f} {results[key].macro_f1:>9.4f}")
-    results["summary"] = f"{split_name} (n={len(part)}), weights tuned on this split\n" + "\n".join(rows)
-
-    out_path = Path(out) if out else None
-    members = []
-    for m, w in zip(models, weights):
-        text = str(m)
-        if out_path is not None and Path(text).exists():  # paths relative to the spec's folder
-            import os
-
-            text = os.path.relpath(Path(text).resolve(), out_path.resolve().parent)
-        members.append(Member(text, round(float(w), 6)))
-    spec = EnsembleSpec(name=name, members=members,
-                        tuned={"split": split_name, "objective": objective, "n": int(len(part)),
-                               "weights": [round(float(w), 6) for w in weights]},
-                        metrics={"split": split_name, "accuracy": results["tuned"].accuracy,
-                                 "macro_f1": results["tuned"].macro_f1, "n": int(len(part))})
-    if out_path is not None:
-        spec.save(out_path)
-    return spec, results

@@ -16,8 +16,6 @@ class ModelInfo:
 
     name: str
     builder: Callable[..., nn.Module]
-    input_size: int = 48
-    channels: int = 1
     source: str = ""
     description: str = ""
     needs: tuple[str, ...] = field(default_factory=tuple)  # optional packages it imports
@@ -27,14 +25,14 @@ class ModelInfo:
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-def register_model(name: str, *, input_size: int = 48, channels: int = 1, source: str = "",
+def register_model(name: str, *, source: str = "",
                    description: str = "", needs: tuple[str, ...] = (), sized: bool = False):
     """Decorator: ``@register_model("name", source=...)`` on a builder ``f(num_classes, **options)``."""
 
     def wrap(builder: Callable[..., nn.Module]):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelInfo(name, builder, input_size, channels, source,
+        _REGISTRY[name] = ModelInfo(name, builder, source,
                                     description or (builder.__doc__ or "").strip().split("\n")[0], needs, sized)
         return builder
 

@@ -7,18 +7,15 @@ every load.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
 from ..errors import ModelError
+from ..files import atomic_write_bytes, sha256_of
 from .registry import create_model
 
 
@@ -42,16 +39,22 @@ class Preprocess:
         """Side of the tensor the network takes."""
         return self.crop if 0 < self.crop < self.input_size else self.input_size
 
-    def normalise(self, faces: np.ndarray, at: tuple[int, int] | None = None) -> np.ndarray:
+    def normalise(self, faces, at: tuple[int, int] | None = None, crop: bool = True):
         """uint8 faces (N, H, W) at ``input_size`` -> float32 (N, C, S, S), S = :attr:`model_size`;
-        the crop is centred unless ``at`` gives its (top, left) corner."""
+        the crop is centred unless ``at`` gives its (top, left) corner; ``crop=False`` keeps the
+        whole face (training, whose augmentation cuts random crops).
+
+        The one normalisation of emolens: inference (numpy arrays) and training (torch tensors,
+        on any device) both call it, so the two cannot drift apart."""
         side = self.model_size
-        if side != faces.shape[-1]:
+        if crop and side != faces.shape[-1]:
             top, left = at or ((faces.shape[-2] - side) // 2, (faces.shape[-1] - side) // 2)
             faces = faces[:, top:top + side, left:left + side]
-        x = (faces.astype(np.float32) / 255.0 - self.mean) / self.std
-        x = x[:, None]
-        return np.repeat(x, self.channels, axis=1) if self.channels > 1 else x
+        x = faces.astype(np.float32) if isinstance(faces, np.ndarray) else faces.float()
+        x = ((x / 255.0 - self.mean) / self.std)[:, None]
+        if self.channels == 1:
+            return x
+        return np.repeat(x, self.channels, axis=1) if isinstance(x, np.ndarray) else x.expand(-1, self.channels, -1, -1)
 
     def views(self, faces: np.ndarray, tta: bool | str | None = None) -> list[np.ndarray]:
         """The normalised inputs whose probabilities test-time augmentation averages: the centre
@@ -112,23 +115,6 @@ class ModelSpec:
         return asdict(self)
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def save_model(model: nn.Module, spec: ModelSpec, path: str | Path) -> Path:
     """Write ``path`` (.safetensors) and its spec beside it (.json); returns the weights path."""
     from safetensors.torch import save
@@ -178,6 +164,3 @@ def load_model(path: str | Path) -> tuple[nn.Module, ModelSpec]:
     model.eval()
     return model, spec
 
-
-def to_tensor(x: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(x))

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ModelError
 from ..models.calibration import Calibration, softmax
 from ..models.weights import ModelSpec, load_model
-from .resolve import resolve_weights
+from ..models.resolve import resolve_weights
 
 BACKENDS = ("onnx", "torch")
 FACES_PER_CALL = 256  # faces per call of the network (x 10 views at most)
@@ -81,17 +81,28 @@ class Classifier:
         return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
 
-class TorchClassifier(Classifier):
+class ModuleClassifier(Classifier):
+    """A torch module in memory behind the classifier interface: how training, model cards and
+    experiments score a network they hold, with the same preprocessing, test-time augmentation,
+    batching and calibration as inference (``raw=True``: the network's own softmax)."""
+
     backend = "torch"
 
-    def __init__(self, weights: Path):
-        self.model, self.spec = load_model(weights)
+    def __init__(self, model, spec: ModelSpec, raw: bool = False):
+        self.model, self.spec, self.raw = model.eval(), spec, raw
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
             return self.model(torch.from_numpy(np.ascontiguousarray(x))).float().numpy()
+
+
+class TorchClassifier(ModuleClassifier):
+    """A weights file run by eager torch (no ONNX Runtime)."""
+
+    def __init__(self, weights: Path):
+        super().__init__(*load_model(weights))
 
 
 def export_onnx(model, spec: ModelSpec, path: str | Path | None = None) -> bytes:
@@ -110,7 +121,7 @@ def export_onnx(model, spec: ModelSpec, path: str | Path | None = None) -> bytes
                           dynamo=False)
     data = buf.getvalue()
     if path is not None:
-        from ..models.weights import atomic_write_bytes
+        from ..files import atomic_write_bytes
 
         atomic_write_bytes(Path(path), data)
     return data
@@ -122,7 +133,7 @@ class OnnxClassifier(Classifier):
     def __init__(self, weights: Path, threads: int | None = None):
         import onnxruntime as ort
 
-        from ..data.cache import cache_dir
+        from ..files import cache_dir
 
         model, self.spec = load_model(weights)
         cached = cache_dir() / "onnx" / f"{self.spec.sha256 or weights.stem}-{self.spec.preprocess.model_size}.onnx"

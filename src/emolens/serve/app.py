@@ -29,12 +29,12 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from .. import __version__
+from ..version import __version__
 from ..errors import EmolensError
 from .config import ServeSettings
 from .engine import Engine, Overloaded
 from .guard import OriginHostGuard
-from .imageio import ACCEPTED_TEXT, ImageRejected, decode_image, public_message
+from .imageio import ACCEPTED_TEXT, ImageRejected, decode_upload, public_message
 from .limits import BodySizeLimit
 from .schemas import ErrorResponse, Health, ModelsResponse, PredictResponse
 from .stream import StreamHandler
@@ -137,7 +137,7 @@ def create_app(settings: ServeSettings | None = None, engine: Engine | None = No
         if len(data) > settings.max_upload_bytes:
             raise ImageRejected(413, "payload_too_large",
                                 f"upload is {len(data)} bytes; the limit is {settings.max_upload_bytes}")
-        image = await engine.offload(decode_image, data, settings.max_pixels)
+        image = await engine.offload(decode_upload, data, settings.max_pixels)
         t1 = time.perf_counter()
         result, queue_ms = await engine.predict_timed(image)
         engine.served += 1

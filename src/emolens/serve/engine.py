@@ -35,49 +35,13 @@ def make_recognizer(settings: ServeSettings):
     return Recognizer(**kwargs)
 
 
-def model_info(rec, settings: ServeSettings | None = None) -> dict:
-    """Name, version, classes, backend and detector of a Recognizer, from whatever it exposes."""
-    info: dict[str, Any] = {}
-    if hasattr(rec, "info") and callable(rec.info):
-        with contextlib.suppress(Exception):
-            info.update(rec.info())
-    clf = getattr(rec, "classifier", None)
-    spec = getattr(clf, "spec", None) or getattr(rec, "spec", None)
-    if spec is not None:
-        info.setdefault("name", spec.name)
-        info.setdefault("version", str(spec.version))
-        info.setdefault("arch", spec.arch)
-        info.setdefault("classes", list(spec.classes))
-        info.setdefault("input_size", spec.preprocess.input_size)
-        if spec.sha256:
-            info.setdefault("sha256", spec.sha256)
-        if spec.metrics:
-            info.setdefault("metrics", spec.metrics)
-    if clf is not None and getattr(clf, "backend", None):
-        info.setdefault("backend", clf.backend)
-    for key in ("backend", "classes"):
-        value = getattr(rec, key, None)
-        if value is not None and not callable(value):
-            info.setdefault(key, list(value) if key == "classes" else value)
-    det = getattr(rec, "detector", None)
-    if det is not None:
-        info.setdefault("detector", det if isinstance(det, str) else getattr(det, "name", type(det).__name__))
-    if settings is not None:
-        info.setdefault("name", str(settings.model))
-        info.setdefault("backend", settings.backend)
-        if settings.detector:
-            info.setdefault("detector", settings.detector)
-    info.setdefault("version", "0")
-    return info
-
-
 class Engine:
     """``await engine.run(fn, *args)`` runs ``fn(recognizer, *args)`` in a worker thread on a free slot."""
 
     def __init__(self, settings: ServeSettings, factory: Callable[[ServeSettings], Any] = make_recognizer):
         self.settings = settings
         self.recognizers = [factory(settings) for _ in range(settings.threads)]
-        self.info = model_info(self.recognizers[0], settings)
+        self.info = self.recognizers[0].info()
         self.executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="emolens-infer")
         self.decoder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="emolens-decode")
         self._free: asyncio.Queue | None = None

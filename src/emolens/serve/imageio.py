@@ -49,7 +49,7 @@ def public_message(text: str) -> str:
     return _PATH.sub("…", text)
 
 
-def decode_image(data: bytes, max_pixels: int = 40_000_000) -> np.ndarray:
+def decode_upload(data: bytes, max_pixels: int) -> np.ndarray:
     """HxWx3 RGB uint8 from the bytes of an accepted format, or :class:`ImageRejected`."""
     from ..vision.errors import ImageError
     from ..vision.images import ImageTooLarge

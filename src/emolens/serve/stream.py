@@ -36,7 +36,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from .config import ServeSettings
 from .engine import Engine
-from .imageio import ImageRejected, decode_image, public_message
+from .imageio import ImageRejected, decode_upload, public_message
 
 log = logging.getLogger("emolens.serve.stream")
 
@@ -115,7 +115,7 @@ class _Stream:
             seq, data, arrived = self.latest
             self.latest = None
             try:
-                image = await self.engine.offload(decode_image, data, self.settings.max_pixels)
+                image = await self.engine.offload(decode_upload, data, self.settings.max_pixels)
             except ImageRejected as e:
                 await self.send({"type": "error", "seq": seq, "code": e.code, "message": e.message})
                 continue

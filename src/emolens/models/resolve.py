@@ -18,7 +18,7 @@ def resolve_weights(model: str | Path | None) -> Path:
         return path
     candidate = Path(name)
     if name.lower().endswith((".ensemble.yaml", ".ensemble.yml", ".ensemble.json")):
-        from ..models.ensemble import pack_ensemble
+        from .ensemble import pack_ensemble
 
         if not candidate.is_file():
             raise ModelError(f"{candidate}: no such ensemble spec")

@@ -12,7 +12,7 @@ import numpy as np
 from ..classes import canonical_name
 from ..errors import DataError, EmolensError
 from ..models.weights import tta_mode
-from .images import IMAGE_EXTENSIONS, read_image
+from ..vision.images import IMAGE_EXTENSIONS, read_image
 
 #: Images whose faces are classified together.
 BATCH = 64
@@ -83,10 +83,10 @@ def evaluate_detect(clf, data, detector: str | None = None, split: str | None = 
     """
     from tqdm import tqdm
 
-    from ..evaluation.crossdata import score, subject_groups
-    from .align import DEFAULT_MARGIN
-    from .detectors import create_detector
-    from .pipeline import Pipeline
+    from ..vision.align import DEFAULT_MARGIN
+    from ..vision.detectors import create_detector
+    from ..vision.pipeline import Pipeline
+    from .crossdata import score, subject_groups
 
     roots = [data] if isinstance(data, (str, Path)) else list(data)
     items = [(Path(root), item) for root in roots for item in find_labelled_images(root, split)]

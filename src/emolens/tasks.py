@@ -1,0 +1,163 @@
+"""The toolkit's jobs as Python calls, one per ``emolens`` command, each returning a typed result.
+
+    >>> import emolens
+    >>> run = emolens.train(data=["fer2013.csv.gz"], epochs=30)         # TrainResult
+    >>> m = emolens.evaluate("ferplus", ["fer2013.csv.gz"], ferplus="fer2013new.csv")   # Metrics
+    >>> emolens.export("ferplus", "ferplus.onnx")                        # ExportResult
+    >>> emolens.average(["a.safetensors", "b.safetensors"], "soup.safetensors")        # AverageResult
+
+Inference is :class:`emolens.Recognizer`. Every command of the command line parses its
+arguments and calls the function of the same name here (``tests/test_cli_api.py`` checks that
+each command's options are this function's parameters). The heavy work lives in the packages
+(engine, evaluation, experiments, data); these functions only join the steps a job needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+
+def train(config=None, *, resume: bool = False, progress: bool = True, **options):
+    """Train a model; returns :class:`~emolens.engine.train.TrainResult`.
+
+    ``config``: a :class:`~emolens.engine.config.TrainConfig`, a dict of its keys, or a YAML file;
+    ``options`` override its keys (``epochs=30``, ``augment={"rotation": 10}``). ``resume``:
+    continue the run in ``out``/``name`` from its last checkpoint; the run's saved config is the
+    base then, and ``options`` apply on top (say a larger ``epochs``).
+    """
+    from .engine.config import TrainConfig, _merge
+    from .engine.train import train as fit
+    from .errors import EmolensError
+
+    if isinstance(config, TrainConfig):
+        base = config.to_dict()
+    elif isinstance(config, dict):
+        base = dict(config)
+    elif config is not None:
+        base = TrainConfig.load(config).to_dict()
+    else:
+        base = TrainConfig().to_dict()
+    if resume:
+        probe = TrainConfig.from_dict(_merge(base, {k: v for k, v in options.items() if k in ("out", "name", "model")}))
+        saved = probe.run_dir / "config.yaml"
+        if not saved.exists():
+            raise EmolensError(f"--resume: no run at {saved.parent} (its config.yaml is missing); "
+                               "give the same --out and --name (or --config) as the first run")
+        base = TrainConfig.load(saved).to_dict()
+    return fit(TrainConfig.from_dict(_merge(base, options)), resume=resume, progress=progress)
+
+
+def evaluate(model: str | Path = "default", data=(), ferplus=None, split: str | None = None, classes=None,
+             tta: bool | str | None = None, backend: str = "onnx", detect: bool = False, detector: str | None = None,
+             out_dir: str | Path | None = None, raw: bool = False):
+    """A model's :class:`~emolens.evaluation.metrics.Metrics` on a data set split (see
+    :func:`emolens.evaluation.evaluate.evaluate`)."""
+    from .evaluation.evaluate import evaluate as run
+
+    return run(model, data, ferplus=ferplus, split=split, classes=classes, tta=tta, backend=backend, detect=detect,
+               detector=detector, out_dir=out_dir, raw=raw)
+
+
+@dataclass
+class CalibrateResult:
+    calibration: object     # emolens.models.calibration.Calibration
+    spec: Path              # the spec the calibration was written into
+
+
+def calibrate(model: str | Path = "default", data=(), ferplus=None, split: str | None = None,
+              prior_split: str | None = None, operating_point: bool = True, max_accuracy_drop: float = 0.005,
+              objective: str = "balanced_accuracy", min_accuracy: float | None = None,
+              out: str | Path | None = None, plot: str | Path | None = None) -> CalibrateResult:
+    """Fit a model's calibration and operating point on a validation split and store them in its spec
+    (or in a copy at ``out``); see :mod:`emolens.evaluation.calibration`."""
+    from .evaluation.calibration import calibrate_model
+
+    cal, spec = calibrate_model(model, data, ferplus=ferplus, split=split, prior_split=prior_split,
+                                operating_point=operating_point, max_accuracy_drop=max_accuracy_drop, out=out,
+                                plot=plot, objective=objective, min_accuracy=min_accuracy)
+    return CalibrateResult(cal, Path(spec))
+
+
+def retrain_head(model: str | Path = "default", data=(), out: str | Path = "", ferplus=None, classes=None,
+                 balance: str = "oversample", c: float = 1.0, seed: int = 0, name: str | None = None):
+    """Fit a model's last layer again on its frozen features (:class:`~emolens.engine.head.HeadResult`)."""
+    from .engine.head import retrain_head as fit
+
+    return fit(model, data, out, ferplus=ferplus, classes=classes, balance=balance, c=c, seed=seed, name=name)
+
+
+def average(members: Sequence[str], out: str | Path, weights: Sequence[float] | None = None,
+            data: Sequence[str] | None = None, split: str = "Training", name: str | None = None):
+    """One model whose weights are the mean of ``members``' (:class:`~emolens.engine.average.AverageResult`)."""
+    from .engine.average import average as run
+
+    return run(members, out, weights=weights, data=data, split=split, name=name)
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    spec: object            # emolens.models.weights.ModelSpec of the exported model
+
+
+def export(model: str | Path = "default", out: str | Path | None = None) -> ExportResult:
+    """Write a model as ONNX (input ``faces`` (N, C, S, S) normalised as its spec says, output ``logits``)."""
+    from .models.resolve import resolve_weights
+    from .models.weights import load_model
+    from .runtime.classifier import export_onnx
+
+    net, spec = load_model(resolve_weights(model))
+    path = Path(out or f"{spec.name}.onnx")
+    export_onnx(net, spec, path)
+    return ExportResult(path, spec)
+
+
+def ensemble_tune(models: Sequence[str], data=(), ferplus=None, classes=None, split: str | None = None,
+                  objective: str = "nll", name: str = "ensemble", out: str | Path | None = None,
+                  backend: str = "onnx"):
+    """Soft-vote weights of ``models`` tuned on a validation split: (EnsembleSpec, metrics by kind);
+    the spec is written to ``out`` (default NAME.ensemble.yaml)."""
+    from .evaluation.ensemble import tune_ensemble
+
+    return tune_ensemble(models, data, ferplus=ferplus, classes=classes, split=split, objective=objective,
+                         name=name, out=out or f"{name}.ensemble.yaml", backend=backend)
+
+
+def ensemble_pack(spec: str | Path, out: str | Path | None = None) -> Path:
+    """One model file holding every member of ``NAME.ensemble.yaml`` (default: NAME.safetensors beside it)."""
+    from .models.ensemble import pack_ensemble
+
+    spec = Path(spec)
+    return pack_ensemble(spec, Path(out) if out else spec.with_name(spec.name.split(".")[0] + ".safetensors"))
+
+
+def experiment(config: str | Path, only: Sequence[str] | None = None, rerun: bool = False,
+               threads: int | None = None, out: str | Path | None = None, table: str | Path | None = None,
+               epochs: int | None = None, limit_train_batches: int | float | None = None,
+               max_train_rows: int | None = None, max_val_rows: int | None = None, schedule_note: str | None = None,
+               dry_run: bool = False, progress: bool = False, command: str = "", log=print):
+    """Run an experiment file's rows (:mod:`emolens.experiments`); returns (Experiment, list of RunResult),
+    the list empty with ``dry_run``. The schedule arguments shorten the file's schedule."""
+    from .experiments import load_experiment, run_experiment
+
+    exp = load_experiment(config, {"epochs": epochs, "limit_train_batches": limit_train_batches,
+                                   "max_train_rows": max_train_rows, "max_val_rows": max_val_rows,
+                                   "note": schedule_note})
+    if out:
+        exp.out = Path(out)
+    if table:
+        exp.table = Path(table)
+    if dry_run:
+        return exp, []
+    results = run_experiment(exp, threads=threads, only=list(only) if only else None, rerun=rerun,
+                             progress=progress, command=command, log=log)
+    return exp, results
+
+
+def data_stats(path=(), ferplus=None, classes=None, strict: bool = False) -> dict:
+    """Rows per split and class of a data set, and FER+ drops (what ``emolens data stats`` prints)."""
+    from .data import load_dataset
+
+    return load_dataset(path, ferplus=ferplus, classes=classes, strict=strict).summary()
