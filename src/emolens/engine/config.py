@@ -49,19 +49,41 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
     return "bf16-mixed" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "32"
 
 
+#: The bundled model whose network ``emolens train`` builds when no options are given.
+RECIPE_MODEL = "ferplus"
+
+
+def recipe_options(model: str) -> dict[str, Any]:
+    """The architecture options of the network that ships (the bundled model's spec), when ``model``
+    is its architecture; other architectures start from their own defaults. Read from the spec, so
+    the default network cannot drift from the one the bundled model was trained as."""
+    from ..models.weights import read_spec
+    from ..weights import bundled_path
+
+    path = bundled_path(RECIPE_MODEL)
+    if path is None:
+        return {}
+    spec = read_spec(path)
+    if spec.arch != model:
+        return {}
+    return {k: v for k, v in spec.options.items() if k != "input_size"}  # input_size follows the data
+
+
 @dataclass
 class TrainConfig:
     data: list[str] = field(default_factory=list)   # one or more data sets (mixed into one)
     ferplus: str | None = None                      # FER+ votes for a FER-2013 csv
     classes: str | None = None                      # class set name or comma list; default: the data's
     train_split: str | None = None                  # default: Training / train
-    val_split: str | None = None                    # default: PublicTest / val / test
+    val_split: str | None = None                    # default: PublicTest / val / test (never PrivateTest)
+    val_fraction: float = 0.1                       # held out (stratified, seeded) when the data has no validation split
+    class_map: Any = None                           # numbered labels -> classes: "1=surprise,...", a YAML file, a preset
     model: str = "vgg_fer"
-    model_options: dict[str, Any] = field(default_factory=dict)
+    model_options: dict[str, Any] | None = None     # None: the recipe's (for vgg_fer: the bundled model's network)
     epochs: int = 60
     batch_size: int = 128
     optimizer: str = "adamw"
-    lr: float = 2e-3
+    lr: float = 3e-3
     weight_decay: float = 5e-4
     momentum: float = 0.9
     schedule: str = "onecycle"
@@ -90,7 +112,7 @@ class TrainConfig:
     name: str = ""
     limit_train_batches: float | int = 1.0          # for smoke tests
     # model zoo: fine-tuning (docs/zoo.md)
-    pretrained: Any = None                          # hub | package | a file or URL | {swin: .., resnet: ..}
+    pretrained: Any = None                          # bundled name | .safetensors | hub | package | URL | {swin: .., resnet: ..}
     freeze_epochs: int = 0                          # train only the head for this many epochs, then all
     backbone_lr_scale: float = 1.0                  # the backbone's learning rate = lr x this
     # adversarial regularisation in the spirit of Neural Structured Learning (0 = off)
@@ -101,6 +123,10 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         if not self.data:
             raise EmolensError("no training data: give --data PATH (or data: in the config file)")
+        if self.model_options is None:
+            self.model_options = recipe_options(self.model)
+        if not 0 < self.val_fraction < 1:
+            raise EmolensError(f"val_fraction must lie between 0 and 1 (exclusive), not {self.val_fraction}")
         if self.optimizer not in OPTIMIZERS:
             raise EmolensError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
