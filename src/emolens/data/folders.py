@@ -92,12 +92,14 @@ def read_image_folder(root: str | Path, size: int = 48, strict: bool = False,
         layout = [(FLAT_SPLIT, d) for d in subdirs]
     else:
         layout = []
+        hint = (f"class map {class_map.source}: {class_map.describe()}" if class_map.mapping
+                else f"known names: {', '.join(sorted(ALIASES))}; number folders need --class-map")
         for split_dir in subdirs:
             class_dirs = sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+            if not class_dirs and any(p.suffix.lower() in IMAGE_SUFFIXES for p in split_dir.iterdir()):
+                raise DataError(f"{split_dir}: holds images but {split_dir.name!r} is not an expression class ({hint})")
             unknown = [p.name for p in class_dirs if not class_map.knows(p.name)]
             if unknown:
-                hint = (f"class map {class_map.source}: {class_map.describe()}" if class_map.mapping
-                        else f"known names: {', '.join(sorted(ALIASES))}; number folders need --class-map")
                 raise DataError(f"{split_dir}: folder(s) {', '.join(unknown)} are not expression classes ({hint})")
             layout += [(split_dir.name, d) for d in class_dirs]
     per_folder = [(split, d, _images_in(d)) for split, d in layout]

@@ -247,8 +247,8 @@ def register(sub) -> None:
     t.add_argument("--name", help="run name: the run folder is OUT/NAME (default: the model name)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key, e.g. augment.rotation=10 "
                    "(default: none)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out/--name from its last checkpoint")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch is still printed)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out/--name from its last checkpoint (default: off, a new run)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar; one line per epoch is still printed (default: a bar when the output is a terminal)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="metrics of a model on a data set split, also on data sets whose classes "
@@ -265,7 +265,7 @@ def register(sub) -> None:
     e.add_argument("--tta", nargs="?", const="flip", default=None, metavar="MODE",
                    help="test-time augmentation: flip (the default MODE: the face and its mirror image) or "
                    "ten_crop (five crops and their mirror images) (default without --tta/--no-tta: the model's own setting)")
-    e.add_argument("--no-tta", dest="tta", action="store_const", const="none", help="one pass per face")
+    e.add_argument("--no-tta", dest="tta", action="store_const", const="none", help="one pass per face (default: the model's own setting)")
     e.add_argument("--backend", default="onnx", choices=["onnx", "torch"], help="(default: onnx)")
     e.add_argument("--raw", action="store_true", help="the network's own probabilities, without the model's stored "
                    "calibration and operating point (which follow the training set's class frequencies) (default: off)")
