@@ -10,7 +10,8 @@ def cmd_stats(args) -> int:
     from . import load_dataset
     from .stats import format_stats
 
-    ds = load_dataset(args.path, ferplus=args.ferplus, classes=args.classes, strict=args.strict)
+    ds = load_dataset(args.path, ferplus=args.ferplus, classes=args.classes, strict=args.strict,
+                      class_map=args.class_map)
     summary = ds.summary()
     print(format_stats(summary))
     if args.json:
@@ -34,9 +35,12 @@ def cmd_crop(args) -> int:
 def register(sub) -> None:
     data = sub.add_parser("data", help="inspect data sets").add_subparsers(dest="data_command", required=True)
     st = data.add_parser("stats", help="rows per split and class, and FER+ drops")
-    st.add_argument("path", nargs="+", help="FER-2013 csv(.gz), a folder holding one, or an image folder (several = mix)")
+    st.add_argument("path", nargs="+", help="FER-2013 csv(.gz), a folder holding one, an image folder, a RAF-DB folder or a "
+                    "path,label CSV (several = mix)")
     st.add_argument("--ferplus", help="FER+ votes file (fer2013new.csv) for a FER-2013 csv")
     st.add_argument("--classes", help="class subset: basic5, ferplus, fer2013 or a comma list")
+    st.add_argument("--class-map", dest="class_map", metavar="MAP", help="numbered labels -> classes: "
+                    "1=surprise,2=fear,..., a YAML file, or a preset: rafdb, affectnet, fer2013")
     st.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
     st.add_argument("--json", help="also write the counts to this JSON file")
     st.set_defaults(func=cmd_stats)

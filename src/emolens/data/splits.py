@@ -21,6 +21,7 @@ class TrainVal:
     train: FaceDataset
     val: FaceDataset
     how: str
+    held_out: bool = False           # the validation part was held out of the training faces (no split to name)
 
     def describe(self) -> str:
         """One line per part: rows in all and per class."""

@@ -61,7 +61,7 @@ def prepare_data(cfg: TrainConfig) -> TrainVal:
                 "--val-fraction)")
     if ds.split_names == [FLAT_SPLIT] and not cfg.train_split and not cfg.val_split:
         train, val = hold_out(ds, cfg.val_fraction, cfg.seed)
-        result = TrainVal(train, val, held_out.format("the faces"))
+        result = TrainVal(train, val, held_out.format("the faces"), held_out=True)
     else:
         train = ds.split(cfg.train_split, "train")
         try:
@@ -72,7 +72,7 @@ def prepare_data(cfg: TrainConfig) -> TrainVal:
                 raise
             name = train.split_names[0] if len(train) else "train"
             train, val = hold_out(train, cfg.val_fraction, cfg.seed)
-            result = TrainVal(train, val, held_out.format(f"the {name} split"))
+            result = TrainVal(train, val, held_out.format(f"the {name} split"), held_out=True)
     if len(result.train) == 0 or len(result.val) == 0:
         raise EmolensError(f"{ds.source}: the train or validation split is empty")
     return result
@@ -171,6 +171,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     spec.metrics = {"split": val_ds.split_names[0], "accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1,
                     "weighted_f1": metrics.weighted_f1, "n": metrics.n}
     weights = save_model(module.model, spec, run_dir / "model" / f"{spec.name}.safetensors")
+    from .card import bundle
+
+    # the model card beside the weights (one-pass predictions stay the model's default: tta none)
+    bundle(run_dir, run_dir / "model", run_dir / "model", spec.name, f"emolens train --config {run_dir / 'config.yaml'}",
+           tta="none", parts=parts)
     print(summary_text(run_dir, weights, metrics, spec.metrics["split"], chosen or str(last), seconds,
                        trainer.current_epoch))
     return TrainResult(run_dir, weights, metrics.accuracy, metrics.macro_f1, trainer.current_epoch, seconds)
@@ -180,7 +185,8 @@ def summary_text(run_dir: Path, weights: Path, metrics, split: str, checkpoint: 
                  epochs: int) -> str:
     """The run's last words: the validation numbers and where every output is."""
     rows = [
-        ("weights", weights), ("model spec", weights.with_suffix(".json")), ("checkpoint", Path(checkpoint)),
+        ("weights", weights), ("model spec", weights.with_suffix(".json")), ("model card", weights.with_suffix(".md")),
+        ("checkpoint", Path(checkpoint)),
         ("metrics", run_dir / "metrics.json"), ("report", run_dir / "report.txt"),
         ("confusion matrix", run_dir / "confusion_matrix.png"), ("curves", run_dir / "curves.png"),
         ("epoch log", run_dir / "logs" / "metrics.csv"), ("config", run_dir / "config.yaml"),
@@ -188,8 +194,7 @@ def summary_text(run_dir: Path, weights: Path, metrics, split: str, checkpoint: 
     lines = [f"done: {epochs} epochs in {seconds / 60:.1f} min; {split} accuracy {metrics.accuracy:.4f}, "
              f"macro-F1 {metrics.macro_f1:.4f} (n={metrics.n})"]
     lines += [f"  {what:<17} {path}" for what, path in rows if path.exists()]
-    lines.append(f"  model card: emolens-bundle style card from this run: see docs/training.md; "
-                 f"predict with: emolens predict IMAGE --model {weights}")
+    lines.append(f"use it: emolens predict PHOTO --model {weights}")
     return "\n".join(lines)
 
 
