@@ -14,7 +14,7 @@ from PIL import Image
 from emolens.data import load_dataset
 from emolens.data.labels import PRESET_CLASS_MAPS, parse_class_map
 from emolens.data.splits import hold_out
-from emolens.errors import DataError
+from emolens.errors import DataError, EmolensError
 
 RAF_ORDER = ("surprise", "fear", "disgust", "happy", "sad", "angry", "neutral")   # labels 1..7
 
@@ -44,7 +44,7 @@ def test_flat_folder_gets_a_seeded_stratified_validation_split(tmp_path):
     assert len(val) == 6 and len(train) == 54
     assert val.counts()["val"] == {"happy": 3, "sad": 2, "neutral": 1}       # stratified: 10% of each class
     assert set(train.paths) | set(val.paths) == set(ds.paths) and not set(train.paths) & set(val.paths)
-    again_train, again_val = hold_out(ds, 0.1, seed=3)
+    _, again_val = hold_out(ds, 0.1, seed=3)
     assert list(again_val.paths) == list(val.paths)                       # seeded: the same faces again
     assert list(hold_out(ds, 0.1, seed=4)[1].paths) != list(val.paths)
 
@@ -92,7 +92,7 @@ def test_class_map_file_errors_name_the_file(tmp_path):
     bad.write_text("1: surprise\n2: boredom\n")
     with pytest.raises(DataError, match=f"{bad}: label 2: unknown class name 'boredom'"):
         parse_class_map(str(bad))
-    with pytest.raises(DataError, match="cannot read the class map"):
+    with pytest.raises(EmolensError, match="cannot read class map"):
         parse_class_map(str(tmp_path / "missing.yaml"))
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..classes import ALIASES, FER2013_CLASSES, canonical_name
 from ..errors import DataError
+from .yamlfile import read_yaml_mapping
 
 #: Label numbering of the public data sets that give classes as numbers.
 PRESET_CLASS_MAPS: dict[str, dict[str, str]] = {
@@ -68,7 +69,7 @@ def parse_class_map(spec: str | Path | dict | None, default: str | None = None) 
     elif str(spec) in PRESET_CLASS_MAPS:
         return ClassMap(dict(PRESET_CLASS_MAPS[str(spec)]), str(spec))
     elif Path(str(spec)).suffix.lower() in (".yaml", ".yml", ".json"):
-        raw, source = _read_map_file(Path(str(spec))), str(spec)
+        raw, source = read_yaml_mapping(str(spec), "class map"), str(spec)
     else:
         raw, source = {}, f"--class-map {spec}"
         for pair in str(spec).split(","):
@@ -89,17 +90,3 @@ def parse_class_map(spec: str | Path | dict | None, default: str | None = None) 
     if not mapping:
         raise DataError(f"{source}: the class map is empty")
     return ClassMap(mapping, source)
-
-
-def _read_map_file(path: Path) -> dict:
-    import yaml
-
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise DataError(f"{path}: cannot read the class map ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise DataError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise DataError(f"{path}: a class map must be a mapping of labels to class names (1: surprise)")
-    return raw

@@ -9,24 +9,11 @@ from typing import Any
 
 import yaml
 
+from ..data.yamlfile import read_yaml_mapping
 from ..errors import EmolensError
 from .augment import AugmentConfig
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-
-
-def read_yaml_mapping(path: str | Path, kind: str) -> dict:
-    """A YAML file that must hold a mapping (a config, an experiment); errors name the file."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except OSError as e:
-        raise EmolensError(f"{path}: cannot read {kind} ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise EmolensError(f"{path}: not valid YAML ({e})") from None
-    if not isinstance(raw, dict):
-        raise EmolensError(f"{path}: a {kind} must be a mapping of keys to values")
-    return raw
 
 
 SCHEDULES = ("none", "plateau", "cosine", "onecycle")

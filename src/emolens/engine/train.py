@@ -143,8 +143,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         remove_partial_writes(run_dir / "checkpoints")
     loggers = [CSVLogger(run_dir, name="logs", version="")]
     try:
+        import tensorboard
         from lightning.pytorch.loggers import TensorBoardLogger
-        import tensorboard  # noqa: F401
 
         loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
     except ImportError:
