@@ -56,7 +56,7 @@ def test_train_on_a_flat_folder(folder, tmp_path, capfd):
     out, err = capfd.readouterr()
     text = out + err
     # the validation split it held out, in numbers per class
-    assert "validation: 0.1 of the faces held out, stratified by class (seed 0; --val-fraction)" in out
+    assert "validation: 0.1 of the faces held out, stratified by class (--val-fraction, --val-seed 0)" in out
     assert "  train      63 faces  angry 9, disgust 9," in out and "  val         7 faces  angry 1, disgust 1," in out
     # one line per epoch with rate and time left, then where everything is
     epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ")]
@@ -124,3 +124,16 @@ def test_every_flag_documents_its_default(command):
                     if a.option_strings and a.dest != "help" and "default" not in (a.help or "")
                     and "required" not in (a.help or "")]
     assert not undocumented, undocumented
+
+
+def test_the_held_out_faces_follow_val_seed_not_the_training_seed(folder):
+    """Runs that differ only in their training seed (repeats, ensemble members) validate on the same faces."""
+    from emolens.engine.config import TrainConfig
+    from emolens.engine.train import prepare_data
+
+    def val_paths(**keys):
+        return list(prepare_data(TrainConfig(data=[str(folder)], **keys).validate()).val.paths)
+
+    assert val_paths(seed=0) == val_paths(seed=5)
+    assert val_paths(val_seed=0) != val_paths(val_seed=1)
+    assert len(val_paths(val_fraction=0.2)) == 14

@@ -35,7 +35,7 @@ def _reproduce_line(name: str, cfg: dict, split: str, held_out: bool) -> str:
                 f"{' --ferplus ../shared/data/fer2013/fer2013new.csv' if cfg.get('ferplus') else ''} --split {split}`")
     if held_out:
         return (f"The validation faces are the part `emolens train` held out (--val-fraction {cfg['val_fraction']}, "
-                f"seed {cfg.get('seed', 0)}); `emolens evaluate` on the whole data set would also count training faces.")
+                f"--val-seed {cfg.get('val_seed', 0)}); `emolens evaluate` on the whole data set would also count training faces.")
     return (f"Reproduce the numbers: `emolens evaluate --model {name} --data {' '.join(map(str, cfg['data']))} "
             f"--split {split}`")
 

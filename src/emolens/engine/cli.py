@@ -10,8 +10,8 @@ from ..errors import EmolensError
 
 #: Flags of ``emolens train`` that set the config key of the same name.
 TRAIN_FLAGS = (
-    "ferplus", "classes", "train_split", "val_split", "val_fraction", "class_map", "pretrained", "model", "epochs", "batch_size", "optimizer", "lr",
-    "weight_decay", "momentum", "schedule", "label_smoothing", "soft_label_weight", "teacher", "balance", "early_stopping",
+    "ferplus", "classes", "train_split", "val_split", "val_fraction", "val_seed", "class_map", "pretrained", "model",
+    "epochs", "batch_size", "optimizer", "lr", "weight_decay", "momentum", "schedule", "label_smoothing", "soft_label_weight", "teacher", "balance", "early_stopping",
     "seed", "precision", "threads", "out", "name", "accelerator", "devices", "strategy", "num_nodes",
 )
 
@@ -207,8 +207,10 @@ def register(sub) -> None:
     t.add_argument("--val-split", dest="val_split", help="the split to validate on (default: PublicTest / val / "
                    "test; never PrivateTest unless named)")
     t.add_argument("--val-fraction", dest="val_fraction", type=float, metavar="F",
-                   help="data without a validation split: hold out this share of each class, seeded by --seed "
+                   help="data without a validation split: hold out this share of each class "
                    f"(default: {d.val_fraction})")
+    t.add_argument("--val-seed", dest="val_seed", type=int, help="seed of that hold-out; apart from --seed, so runs "
+                   f"with other training seeds validate on the same faces (default: {d.val_seed})")
     t.add_argument("--model", help=f"registered architecture, see `emolens models` (default: {d.model} with the "
                    f"bundled {RECIPE_MODEL} model's options)")
     t.add_argument("--model-option", action="append", metavar="KEY=VALUE", help="architecture option, repeatable; "

@@ -64,6 +64,7 @@ class TrainConfig:
     train_split: str | None = None                  # default: Training / train
     val_split: str | None = None                    # default: PublicTest / val / test (never PrivateTest)
     val_fraction: float = 0.1                       # held out (stratified, seeded) when the data has no validation split
+    val_seed: int = 0                               # the hold-out's seed: apart from seed, so runs of other seeds validate alike
     class_map: Any = None                           # numbered labels -> classes: "1=surprise,...", a YAML file, a preset
     model: str = "vgg_fer"
     model_options: dict[str, Any] | None = None     # None: the recipe's (for vgg_fer: the bundled model's network)

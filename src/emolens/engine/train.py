@@ -54,13 +54,14 @@ class _Faces(torch.utils.data.Dataset):
 def prepare_data(cfg: TrainConfig) -> TrainVal:
     """The training and validation parts. A data set without a validation split (``ROOT/<class>/*``,
     a CSV without a split column, ``ROOT/train/...`` alone) gets one held out of its training
-    faces: ``val_fraction`` of each class, seeded. PrivateTest is used only when named."""
+    faces: ``val_fraction`` of each class, drawn with ``val_seed`` (not ``seed``: runs that differ in
+    their training seed still validate on the same faces). PrivateTest is used only when named."""
     ds = load_dataset(cfg.data, ferplus=cfg.ferplus, classes=cfg.classes, fer2013_label_weight=cfg.fer2013_label_weight,
                       class_map=cfg.class_map)
-    held_out = (f"{cfg.val_fraction:g} of {{}} held out, stratified by class (seed {cfg.seed}; "
-                "--val-fraction)")
+    held_out = (f"{cfg.val_fraction:g} of {{}} held out, stratified by class (--val-fraction, "
+                f"--val-seed {cfg.val_seed})")
     if ds.split_names == [FLAT_SPLIT] and not cfg.train_split and not cfg.val_split:
-        train, val = hold_out(ds, cfg.val_fraction, cfg.seed)
+        train, val = hold_out(ds, cfg.val_fraction, cfg.val_seed)
         result = TrainVal(train, val, held_out.format("the faces"), held_out=True)
     else:
         train = ds.split(cfg.train_split, "train")
@@ -71,7 +72,7 @@ def prepare_data(cfg: TrainConfig) -> TrainVal:
             if cfg.val_split:
                 raise
             name = train.split_names[0] if len(train) else "train"
-            train, val = hold_out(train, cfg.val_fraction, cfg.seed)
+            train, val = hold_out(train, cfg.val_fraction, cfg.val_seed)
             result = TrainVal(train, val, held_out.format(f"the {name} split"), held_out=True)
     if len(result.train) == 0 or len(result.val) == 0:
         raise EmolensError(f"{ds.source}: the train or validation split is empty")
