@@ -137,3 +137,20 @@ def test_the_held_out_faces_follow_val_seed_not_the_training_seed(folder):
     assert val_paths(seed=0) == val_paths(seed=5)
     assert val_paths(val_seed=0) != val_paths(val_seed=1)
     assert len(val_paths(val_fraction=0.2)) == 14
+
+
+def test_options_change_the_recipes_network_and_another_model_drops_them(tmp_path):
+    from emolens.engine.cli import build_train_config
+
+    def config(*flags):
+        return build_train_config(build_parser().parse_args(["train", "--data", "x", *flags])).validate()
+
+    recipe = config().model_options
+    assert config("--model-option", "dropout=0.2").model_options == {**recipe, "dropout": 0.2}
+    assert config("--set", "model_options.dropout=0.2").model_options == {**recipe, "dropout": 0.2}
+    assert config("--model", "compact_cnn").model_options == {}
+    base = tmp_path / "c.yaml"
+    base.write_text("data: x\nmodel: vgg_fer\nmodel_options: {widths: [8, 16]}\n")
+    assert config("--config", str(base)).model_options == {"widths": [8, 16]}
+    assert config("--config", str(base), "--model", "compact_cnn", "--model-option", "hidden=32").model_options == \
+        {"hidden": 32}

@@ -24,19 +24,20 @@ def build_train_config(args, base: dict | None = None):
         base = TrainConfig.load(args.config).to_dict() if args.config else TrainConfig().to_dict()
     if args.data:
         base["data"] = list(args.data)
-    if args.model and args.model != base.get("model") and not args.model_option:
+    if args.model and args.model != base.get("model"):
         base["model_options"] = None  # the config's options belong to its model; the new one takes its recipe's
     for key in TRAIN_FLAGS:
         value = getattr(args, key, None)
         if value is not None:
             base[key] = value
-    if args.model_option:
+    settings = key_values(args.set, "--set")
+    if base.get("model_options") is None and (args.model_option or any(k.startswith("model_options.") for k in settings)):
         from .config import recipe_options
 
-        current = base.get("model_options")
-        current = recipe_options(base.get("model", "vgg_fer")) if current is None else current
-        base["model_options"] = {**current, **key_values(args.model_option, "--model-option")}
-    for key, value in key_values(args.set, "--set").items():
+        base["model_options"] = recipe_options(base.get("model", "vgg_fer"))  # options change the recipe's network
+    if args.model_option:
+        base["model_options"] = {**base["model_options"], **key_values(args.model_option, "--model-option")}
+    for key, value in settings.items():
         target = base
         parts = key.split(".")
         for part in parts[:-1]:

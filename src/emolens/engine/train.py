@@ -115,9 +115,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     print(f"model {cfg.model} {options}: {count_parameters(model):,} parameters, {len(train_ds.class_names)} classes")
     prior = np.bincount(balanced.dataset.labels, minlength=len(train_ds.class_names)) / len(balanced.dataset)
     module = FERModule(model, cfg, balanced.class_weights, class_prior=prior)
-    if module.pretrained_load is not None:
+    if resume:
+        print(f"resuming from {last}")
+    elif module.pretrained_load is not None:
         print(module.pretrained_load.describe())
-    elif not cfg.pretrained:
+    elif cfg.pretrained:
+        print(f"pretrained {cfg.pretrained}: the backbone's weights loaded (timm)")
+    else:
         print("initial weights: random (from scratch; --pretrained NAME|FILE fine-tunes a model)")
     train_loader = torch.utils.data.DataLoader(_Faces(balanced.dataset), batch_size=cfg.batch_size, shuffle=True,
                                                drop_last=len(balanced.dataset) > cfg.batch_size, num_workers=0)
