@@ -11,11 +11,23 @@ import yaml
 
 from ..data.yamlfile import read_yaml_mapping
 from ..errors import EmolensError
-from .augment import AugmentConfig
+
+
+@dataclass
+class AugmentConfig:
+    """Batch augmentation settings (applied by :func:`emolens.engine.augment.augment`)."""
+
+    rotation: float = 15.0      # degrees, uniform in [-r, r]
+    shift: float = 0.1          # fraction of the side, uniform in [-s, s]
+    zoom: float = 0.15          # scale uniform in [1 - z, 1 + z]
+    hflip: bool = True
+    crop: int = 44              # output side (random crop; the model sees this side); >= input side = no crop
+    brightness: float = 0.2     # additive, in units of the normalised image
+    contrast: float = 0.2       # multiplicative, in [1 - c, 1 + c]
+    erase: float = 0.25         # probability of erasing one random rectangle
+
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-
-
 SCHEDULES = ("none", "plateau", "cosine", "onecycle")
 PRECISIONS = ("auto", "32", "32-true", "64", "64-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true")
 ADVERSARIAL_NORMS = ("l2", "inf", "sign")
