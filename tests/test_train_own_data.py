@@ -154,3 +154,22 @@ def test_options_change_the_recipes_network_and_another_model_drops_them(tmp_pat
     assert config("--config", str(base)).model_options == {"widths": [8, 16]}
     assert config("--config", str(base), "--model", "compact_cnn", "--model-option", "hidden=32").model_options == \
         {"hidden": 32}
+
+
+def test_a_train_folder_alone_gets_its_validation_part_held_out(folder, tmp_path):
+    """ROOT/train/<class>/* without val/ or test/: the validation part comes out of train, never from
+    elsewhere; with a test/ folder beside it, that folder validates."""
+    import shutil
+
+    from emolens.engine.config import TrainConfig
+    from emolens.engine.train import prepare_data
+
+    root = tmp_path / "split"
+    shutil.copytree(folder, root / "train")
+    parts = prepare_data(TrainConfig(data=[str(root)]).validate())
+    assert parts.held_out and parts.how.startswith("0.1 of the train split held out")
+    assert (len(parts.train), len(parts.val)) == (63, 7)
+    shutil.copytree(folder / "happy", root / "test" / "happy")
+    shutil.copytree(folder / "sad", root / "test" / "sad")
+    parts = prepare_data(TrainConfig(data=[str(root)]).validate())
+    assert not parts.held_out and parts.how == "the data's test split" and len(parts.val) == 20
