@@ -80,17 +80,21 @@ class EpochLine(Callback):
     """One line per epoch: the epoch's losses and accuracies, the best validation accuracy so far,
     the rate in faces per second and the time left (from the mean epoch time of this session)."""
 
-    def __init__(self, faces_per_epoch: int):
-        self.faces_per_epoch = faces_per_epoch
+    def __init__(self):
         self.started: float | None = None
         self.epoch_start = time.time()
         self.epochs_done = 0
+        self.faces = 0
         self.best: float | None = None
 
     def on_train_epoch_start(self, trainer, pl_module):
         self.epoch_start = time.time()
+        self.faces = 0
         if self.started is None:
             self.started = self.epoch_start
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.faces += len(batch[0])
 
     def on_train_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking or trainer.global_rank != 0:
@@ -104,13 +108,11 @@ class EpochLine(Callback):
         seconds = now - self.epoch_start
         mean = (now - (self.started or now)) / self.epochs_done
         left = max(trainer.max_epochs - trainer.current_epoch - 1, 0) * mean
-        faces = self.faces_per_epoch * (trainer.limit_train_batches if isinstance(trainer.limit_train_batches, float)
-                                        and trainer.limit_train_batches < 1 else 1)
         parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
         parts += [f"{k} {metrics[k]:.4f}" for k in ("train_loss", "train_acc", "val_loss", "val_acc") if k in metrics]
         if self.best is not None:
             parts.append(f"(best {self.best:.4f})")
-        parts.append(f"{seconds:.1f} s, {faces / max(seconds, 1e-9):,.0f} faces/s, ETA {_duration(left)}")
+        parts.append(f"{seconds:.1f} s, {self.faces / max(seconds, 1e-9):,.0f} faces/s, ETA {_duration(left)}")
         from tqdm import tqdm
 
         tqdm.write("  ".join(parts))

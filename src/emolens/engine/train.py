@@ -140,7 +140,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     if bar:
         callbacks.append(TQDMProgressBar(refresh_rate=10, leave=False))
     callbacks.append(TimeKeeper(run_dir))
-    callbacks.append(EpochLine(len(balanced.dataset)))
+    callbacks.append(EpochLine())
     if cfg.early_stopping:
         callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=cfg.early_stopping))
     if resume:
@@ -148,8 +148,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         remove_partial_writes(run_dir / "checkpoints")
     loggers = [CSVLogger(run_dir, name="logs", version="")]
     try:
-        import tensorboard
         from lightning.pytorch.loggers import TensorBoardLogger
+        import tensorboard  # noqa: F401
 
         loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
     except ImportError:
@@ -162,6 +162,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         limit_train_batches=cfg.limit_train_batches, plugins=[AtomicCheckpointIO()],
         default_root_dir=run_dir,
     )
+    if trainer.world_size > 1 and trainer.global_rank == 0:
+        print(f"distributed: {trainer.world_size} processes ({trainer.num_nodes} node(s) x {trainer.num_devices} "
+              f"device(s), strategy {cfg.strategy})")
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
     seconds = read_seconds(run_dir)
     if trainer.global_rank != 0:
