@@ -19,16 +19,13 @@ from pathlib import Path
 from typing import Sequence
 
 
-def train(config=None, *, resume: bool = False, progress: bool = True, **options):
-    """Train a model; returns :class:`~emolens.engine.train.TrainResult`.
-
-    ``config``: a :class:`~emolens.engine.config.TrainConfig`, a dict of its keys, or a YAML file;
-    ``options`` override its keys (``epochs=30``, ``augment={"rotation": 10}``). ``resume``:
-    continue the run in ``out``/``name`` from its last checkpoint; the run's saved config is the
-    base then, and ``options`` apply on top (say a larger ``epochs``).
-    """
-    from .engine.config import TrainConfig, _merge
-    from .engine.train import train as fit
+def train_config(config=None, *, resume: bool = False, **options):
+    """The :class:`~emolens.engine.config.TrainConfig` a run gets: ``config`` (a TrainConfig, a dict
+    of its keys, a YAML file, or None for the defaults) with ``options`` over it (see
+    :func:`emolens.engine.config.apply_overrides`). ``resume``: the base is the config the run in
+    ``out``/``name`` saved, so a resumed run keeps its settings and ``options`` (say a larger
+    ``epochs``) apply on top."""
+    from .engine.config import TrainConfig, apply_overrides
     from .errors import EmolensError
 
     if isinstance(config, TrainConfig):
@@ -40,13 +37,25 @@ def train(config=None, *, resume: bool = False, progress: bool = True, **options
     else:
         base = TrainConfig().to_dict()
     if resume:
-        probe = TrainConfig.from_dict(_merge(base, {k: v for k, v in options.items() if k in ("out", "name", "model")}))
-        saved = probe.run_dir / "config.yaml"
+        where = {k: v for k, v in options.items() if k in ("out", "name", "model")}
+        saved = TrainConfig.from_dict(apply_overrides(base, where)).run_dir / "config.yaml"
         if not saved.exists():
             raise EmolensError(f"--resume: no run at {saved.parent} (its config.yaml is missing); "
                                "give the same --out and --name (or --config) as the first run")
         base = TrainConfig.load(saved).to_dict()
-    return fit(TrainConfig.from_dict(_merge(base, options)), resume=resume, progress=progress)
+    return TrainConfig.from_dict(apply_overrides(base, options))
+
+
+def train(config=None, *, resume: bool = False, progress: bool = True, **options):
+    """Train a model; returns :class:`~emolens.engine.train.TrainResult` (weights, card, metrics).
+
+    ``config`` and ``options`` as :func:`train_config` takes them (``epochs=30``,
+    ``augment={"rotation": 10}``, ``pretrained="ferplus"``); ``resume`` continues the run in
+    ``out``/``name`` from its last checkpoint.
+    """
+    from .engine.train import train as fit
+
+    return fit(train_config(config, resume=resume, **options), resume=resume, progress=progress)
 
 
 def evaluate(model: str | Path = "default", data=(), ferplus=None, split: str | None = None, classes=None,
@@ -156,8 +165,9 @@ def experiment(config: str | Path, only: Sequence[str] | None = None, rerun: boo
     return exp, results
 
 
-def data_stats(path=(), ferplus=None, classes=None, strict: bool = False) -> dict:
-    """Rows per split and class of a data set, and FER+ drops (what ``emolens data stats`` prints)."""
+def data_stats(path=(), ferplus=None, classes=None, strict: bool = False, class_map=None) -> dict:
+    """Rows per split and class of a data set, and FER+ drops (what ``emolens data stats`` prints);
+    ``class_map``: folder or label names -> classes (``1=surprise,...``, a YAML file or a preset)."""
     from .data import load_dataset
 
-    return load_dataset(path, ferplus=ferplus, classes=classes, strict=strict).summary()
+    return load_dataset(path, ferplus=ferplus, classes=classes, strict=strict, class_map=class_map).summary()

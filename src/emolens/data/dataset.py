@@ -80,7 +80,7 @@ class FaceDataset:
         for cand in candidates:
             if cand.lower() in lower:
                 return lower[cand.lower()]
-        wanted = repr(name) if name else f"a {role} split ({', '.join(SPLIT_ROLES[role])})"
+        wanted = repr(name) if name else f"{role} split (looked for {', '.join(SPLIT_ROLES[role])})"
         raise DataError(f"{self.source}: no {wanted}; splits present: {', '.join(available) or 'none'}")
 
     def split(self, name: str | None, role: str = "train") -> "FaceDataset":

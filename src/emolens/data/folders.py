@@ -1,4 +1,5 @@
-"""Image folders: ``ROOT/<split>/<class>/*`` or ``ROOT/<class>/*``.
+"""Image folders: ``ROOT/<split>/<class>/*`` or ``ROOT/<class>/*``, and the image reading every
+file-based reader (RAF-DB, image-list CSV) shares.
 
 This is the Kaggle image layout of FER-2013 (``train/angry/...``, ``test/happy/...``) and the
 usual AffectNet / RAF-DB layout. Class folder names are mapped to the canonical names
@@ -13,24 +14,18 @@ from __future__ import annotations
 import errno
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..classes import ALIASES, FER2013_CLASSES, FERPLUS_CLASSES, canonical_name
+from ..classes import ALIASES, FER2013_CLASSES, FERPLUS_CLASSES
 from ..errors import DataError
 from .dataset import FaceDataset
+from .labels import NAMES_ONLY, ClassMap
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 FLAT_SPLIT = "all"
-
-
-def _is_class_dir(path: Path) -> bool:
-    try:
-        canonical_name(path.name)
-        return True
-    except DataError:
-        return False
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -79,50 +74,91 @@ def _load_grey(path: Path, size: int) -> np.ndarray:
             return np.asarray(grey, dtype=np.uint8)
 
 
-def read_image_folder(root: str | Path, size: int = 48, strict: bool = False) -> FaceDataset:
-    """Read an image folder of face crops into a :class:`FaceDataset`."""
+def read_image_folder(root: str | Path, size: int = 48, strict: bool = False,
+                      class_map: ClassMap = NAMES_ONLY) -> FaceDataset:
+    """Read an image folder of face crops into a :class:`FaceDataset`.
+
+    ``class_map`` names numbered class folders (``1/``, ``2/``...; see :mod:`emolens.data.labels`).
+    A class folder without images is an error: it is a class the model would be asked to learn
+    from nothing.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not subdirs:
         raise DataError(f"{root}: no class folders inside (expected ROOT/<class>/* or ROOT/<split>/<class>/*)")
-    if all(_is_class_dir(d) for d in subdirs):
+    if all(class_map.knows(d.name) for d in subdirs):
         layout = [(FLAT_SPLIT, d) for d in subdirs]
     else:
         layout = []
+        hint = (f"class map {class_map.source}: {class_map.describe()}" if class_map.mapping
+                else f"known names: {', '.join(sorted(ALIASES))}; number folders need --class-map")
         for split_dir in subdirs:
             class_dirs = sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-            unknown = [p.name for p in class_dirs if not _is_class_dir(p)]
+            if not class_dirs and any(p.suffix.lower() in IMAGE_SUFFIXES for p in split_dir.iterdir()):
+                raise DataError(f"{split_dir}: holds images but {split_dir.name!r} is not an expression class ({hint})")
+            unknown = [p.name for p in class_dirs if not class_map.knows(p.name)]
             if unknown:
-                raise DataError(f"{split_dir}: folder(s) {', '.join(unknown)} are not expression classes "
-                                f"(known names: {', '.join(sorted(ALIASES))})")
+                raise DataError(f"{split_dir}: folder(s) {', '.join(unknown)} are not expression classes ({hint})")
             layout += [(split_dir.name, d) for d in class_dirs]
-    entries = [(split, canonical_name(d.name), f) for split, d in layout for f in _images_in(d)]
-    if not entries:
+    per_folder = [(split, d, _images_in(d)) for split, d in layout]
+    if not any(files for _, _, files in per_folder):
         raise DataError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    classes = _class_order({c for _, c, _ in entries})
+    empty = [d for _, d, files in per_folder if not files]
+    if empty:
+        raise DataError(f"{empty[0]}: class folder holds no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+                        + (f"; {len(empty) - 1} more empty class folder(s)" if len(empty) > 1 else ""))
+    entries = [LabelledFile(split, class_map.lookup(d.name), f) for split, d, files in per_folder for f in files]
+    return read_labelled_images(entries, root, size, strict)
+
+
+@dataclass(frozen=True)
+class LabelledFile:
+    """One image file to read: its split, its canonical class and where it is."""
+
+    split: str
+    label: str
+    path: Path
+
+
+def read_labelled_images(entries: list[LabelledFile], root: Path, size: int = 48, strict: bool = False,
+                         source: str | None = None) -> FaceDataset:
+    """Read listed image files (from a folder layout, a label file or a CSV) into a :class:`FaceDataset`.
+
+    Unreadable images are skipped, counted and named in one warning (or raise when ``strict``).
+    Paths are stored relative to ``root``.
+    """
+    source = source or str(root)
+    classes = _class_order({e.label for e in entries})
     images, labels, splits, paths = [], [], [], []
     bad: list[str] = []
-    for split, cls, path in entries:
+    for entry in entries:
         try:
-            images.append(_load_grey(path, size))
+            images.append(_load_grey(entry.path, size))
         except Exception as e:  # PIL raises many types for broken files
             if strict:
-                raise DataError(f"{path}: {_why_unreadable(path, e)}") from None
-            bad.append(f"{path}: {_why_unreadable(path, e)}")
+                raise DataError(f"{entry.path}: {_why_unreadable(entry.path, e)}") from None
+            bad.append(f"{entry.path}: {_why_unreadable(entry.path, e)}")
             continue
-        labels.append(classes.index(cls))
-        splits.append(split)
-        paths.append(path.relative_to(root).as_posix())
+        labels.append(classes.index(entry.label))
+        splits.append(entry.split)
+        paths.append(_relative(entry.path, root))
     if bad:
         more = len(bad) - NAMED_IN_WARNING
-        warnings.warn(f"{root}: skipped {len(bad)} unreadable image(s): " + "; ".join(bad[:NAMED_IN_WARNING])
-                      + (f"; and {more} more" if more > 0 else ""), stacklevel=2)
+        warnings.warn(f"{source}: skipped {len(bad)} unreadable image(s): " + "; ".join(bad[:NAMED_IN_WARNING])
+                      + (f"; and {more} more" if more > 0 else ""), stacklevel=3)
     if not images:
-        raise DataError(f"{root}: none of the {len(entries)} image files could be read")
+        raise DataError(f"{source}: none of the {len(entries)} image files could be read")
     return FaceDataset(
         images=np.stack(images), labels=np.array(labels, dtype=np.int64), splits=np.array(splits),
-        class_names=classes, source=str(root), dropped={"unreadable image": len(bad)} if bad else {},
+        class_names=classes, source=source, dropped={"unreadable image": len(bad)} if bad else {},
         paths=np.array(paths),
     )
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:  # a CSV may list files outside its own folder
+        return path.as_posix()

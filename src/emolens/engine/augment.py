@@ -10,22 +10,11 @@ the CPU busy with a few large ops instead of thousands of small per-image ones.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-
-@dataclass
-class AugmentConfig:
-    rotation: float = 15.0      # degrees, uniform in [-r, r]
-    shift: float = 0.1          # fraction of the side, uniform in [-s, s]
-    zoom: float = 0.15          # scale uniform in [1 - z, 1 + z]
-    hflip: bool = True
-    crop: int = 44              # output side (random crop; the model sees this side); >= input side = no crop
-    brightness: float = 0.2     # additive, in units of the normalised image
-    contrast: float = 0.2       # multiplicative, in [1 - c, 1 + c]
-    erase: float = 0.25         # probability of erasing one random rectangle
+from .config import AugmentConfig  # noqa: F401  (defined beside the train config, importable without torch)
 
 
 def augment(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:

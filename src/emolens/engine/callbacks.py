@@ -68,3 +68,54 @@ class TimeKeeper(Callback):
         total = read_seconds(self.run_dir) + time.time() - self.start
         atomic_write_bytes(self.run_dir / "seconds.txt", f"{total:.1f}\n".encode())
         self.start = time.time()
+
+
+class EpochLine(Callback):
+    """One line per epoch: the epoch's losses and accuracies, the best validation accuracy so far,
+    the rate in faces per second and the time left (from the mean epoch time of this session)."""
+
+    def __init__(self):
+        self.started: float | None = None
+        self.epoch_start = time.time()
+        self.epochs_done = 0
+        self.faces = 0
+        self.best: float | None = None
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.epoch_start = time.time()
+        self.faces = 0
+        if self.started is None:
+            self.started = self.epoch_start
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.faces += len(batch[0])
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking or trainer.global_rank != 0:
+            return
+        self.epochs_done += 1
+        now = time.time()
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+        val_acc = metrics.get("val_acc")
+        if val_acc is not None:
+            self.best = val_acc if self.best is None else max(self.best, val_acc)
+        seconds = now - self.epoch_start
+        mean = (now - (self.started or now)) / self.epochs_done
+        left = max(trainer.max_epochs - trainer.current_epoch - 1, 0) * mean
+        parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
+        parts += [f"{k} {metrics[k]:.4f}" for k in ("train_loss", "train_acc", "val_loss", "val_acc") if k in metrics]
+        if self.best is not None:
+            parts.append(f"(best {self.best:.4f})")
+        parts.append(f"{seconds:.1f} s, {self.faces / max(seconds, 1e-9):,.0f} faces/s, ETA {_duration(left)}")
+        from tqdm import tqdm
+
+        tqdm.write("  ".join(parts))
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"

@@ -21,6 +21,26 @@ DATA_TERMS = (
 )
 
 
+OWN_DATA_TERMS = "those of the data set named above (not recorded by emolens): check them before sharing these weights."
+
+
+def _is_fer2013(cfg: dict) -> bool:
+    return all("fer2013" in str(d).lower() for d in cfg.get("data") or []) and bool(cfg.get("data"))
+
+
+def _reproduce_line(name: str, cfg: dict, split: str, held_out: bool) -> str:
+    """How to measure the card's numbers again; a held-out split (--val-fraction) has no name to evaluate."""
+    if _is_fer2013(cfg):
+        return ("Reproduce the numbers (`--no-tta` for the one-pass row, `--tta MODE` for the others): `emolens "
+                f"evaluate --model {name} --data ../shared/data/fer2013"
+                f"{' --ferplus ../shared/data/fer2013/fer2013new.csv' if cfg.get('ferplus') else ''} --split {split}`")
+    if held_out:
+        return (f"The validation faces are the part `emolens train` held out (--val-fraction {cfg['val_fraction']}, "
+                f"--val-seed {cfg.get('val_seed', 0)}); `emolens evaluate` on the whole data set would also count training faces.")
+    return (f"Reproduce the numbers: `emolens evaluate --model {name} --data {' '.join(map(str, cfg['data']))} "
+            f"--split {split}`")
+
+
 def hardware() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -106,28 +126,36 @@ def _teacher_line(cfg: dict) -> str:
 
 
 def bundle(run_dir: str | Path, dest_dir: str | Path, docs_dir: str | Path, name: str, command: str,
-           trained_on: str | None = None, notes: str = "", tta: str = "flip", speed: str = "") -> Path:
+           trained_on: str | None = None, notes: str = "", tta: str = "flip", speed: str = "", parts=None) -> Path:
     """Copy a finished run's weights to ``dest_dir/NAME.safetensors`` (+ spec), write the card ``NAME.md``
-    there and its pictures (confusion matrix, curves) to ``docs_dir``."""
+    there and its pictures (confusion matrix, curves) to ``docs_dir``. ``parts``: the run's training and
+    validation faces (:func:`emolens.engine.train.prepare_data`), read again from its config when not given."""
     run_dir, docs = Path(run_dir), Path(docs_dir)
     model, spec = load_model(next((run_dir / "model").glob("*.safetensors")))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    if parts is None:
+        from .config import TrainConfig
+        from .train import prepare_data
+
+        parts = prepare_data(TrainConfig.from_dict(cfg))
     docs.mkdir(parents=True, exist_ok=True)
     for png in ("confusion_matrix.png", "curves.png"):
-        if (run_dir / png).exists():
+        if (run_dir / png).exists() and (run_dir / png).resolve() != (docs / f"{name}-{png}").resolve():
             shutil.copyfile(run_dir / png, docs / f"{name}-{png}")
     exported = ("exported: the last epoch; split `" + metrics['split'] + "` was only reported on, never used to choose"
                 if cfg.get('export_checkpoint') == 'last' else
                 "model selection (best epoch): split `" + metrics['split'] + "`; nothing else was tuned on it")
+    exported += f" (validation: {parts.how})"
     training = f"""- command: `{command}`
 - initial weights: {_initial_weights(cfg.get('pretrained'))}{_teacher_line(cfg)}
 - epochs: {metrics.get('epochs')} ({cfg['optimizer']}, lr {cfg['lr']}, {cfg['schedule']} schedule, batch {cfg['batch_size']}, label smoothing {cfg['label_smoothing']}, soft-label weight {cfg.get('soft_label_weight', 0)}, balance {cfg['balance']}, {cfg['precision']})
 - augmentation: {', '.join(f'{k} {v}' for k, v in cfg['augment'].items())}
 - wall time: {metrics.get('train_seconds', 0) / 3600:.2f} h
 - hardware: {trained_on or hardware()}"""
-    return _write_card(model, spec, metrics, cfg, _validation_faces(cfg, metrics["split"]), Path(dest_dir), docs,
-                       name, "emolens itself, `emolens train`", exported, training, notes, tta, speed, curves=True)
+    return _write_card(model, spec, metrics, cfg, parts.val, Path(dest_dir), docs,
+                       name, "emolens itself, `emolens train`", exported, training, notes, tta, speed, curves=True,
+                       train_split=parts.train.split_names[0], held_out=parts.held_out)
 
 
 def bundle_average(weights: str | Path, dest_dir: str | Path, docs_dir: str | Path, name: str, data, split: str,
@@ -169,7 +197,7 @@ def bundle_average(weights: str | Path, dest_dir: str | Path, docs_dir: str | Pa
 
 def _write_card(model, spec, metrics: dict, cfg: dict, val, dest_dir: Path, docs: Path, name: str, made_by: str,
                 exported: str, training: str, notes: str, tta: str, speed: str, curves: bool,
-                version: str = "1") -> Path:
+                version: str = "1", train_split: str = "Training", held_out: bool = False) -> Path:
     """Weights + spec (with the TTA views' metrics) and the card ``NAME.md`` in ``dest_dir``."""
     spec.name = name
     spec.version = version
@@ -197,9 +225,9 @@ def _write_card(model, spec, metrics: dict, cfg: dict, val, dest_dir: Path, docs
 
 ## Data
 
-- training: `{', '.join(cfg['data'])}`{' with FER+ votes `' + cfg['ferplus'] + '`' if cfg.get('ferplus') else ''}, split `Training`
+- training: `{', '.join(cfg['data'])}`{' with FER+ votes `' + cfg['ferplus'] + '`' if cfg.get('ferplus') else ''}, split `{train_split}`
 - {exported}
-- licence terms of the data: {DATA_TERMS}
+- licence terms of the data: {DATA_TERMS if _is_fer2013(cfg) else OWN_DATA_TERMS}
 
 ## Metrics on {metrics['split']} (n = {metrics['n']:,})
 
@@ -217,7 +245,7 @@ Confusion matrix (rows: true class, columns: predicted):
 
 {pictures}
 
-Reproduce the numbers (`--no-tta` for the one-pass row, `--tta MODE` for the others): `emolens evaluate --model {name} --data ../shared/data/fer2013{' --ferplus ../shared/data/fer2013/fer2013new.csv' if cfg.get('ferplus') else ''} --split {metrics['split']}`
+{_reproduce_line(name, cfg, metrics['split'], held_out)}
 
 ## Training
 

@@ -10,8 +10,8 @@ from ..errors import EmolensError
 
 #: Flags of ``emolens train`` that set the config key of the same name.
 TRAIN_FLAGS = (
-    "ferplus", "classes", "train_split", "val_split", "model", "epochs", "batch_size", "optimizer", "lr",
-    "weight_decay", "momentum", "schedule", "label_smoothing", "soft_label_weight", "teacher", "balance", "early_stopping",
+    "ferplus", "classes", "train_split", "val_split", "val_fraction", "val_seed", "class_map", "pretrained", "model",
+    "epochs", "batch_size", "optimizer", "lr", "weight_decay", "momentum", "schedule", "label_smoothing", "soft_label_weight", "teacher", "balance", "early_stopping",
     "seed", "precision", "threads", "out", "name", "accelerator", "devices", "strategy", "num_nodes",
 )
 
@@ -139,49 +139,82 @@ def cmd_export(args) -> int:
 
 
 def register(sub) -> None:
-    t = sub.add_parser("train", help="train a registered model (Lightning; resumable)")
-    t.add_argument("--config", help="YAML config (flags override it)")
-    t.add_argument("--data", nargs="+", help="data set path(s); several are mixed into one training set")
-    t.add_argument("--ferplus", help="FER+ votes file: train on the 8 FER+ classes")
-    t.add_argument("--classes", help="class subset: basic5, ferplus, fer2013 or a comma list")
-    t.add_argument("--train-split", dest="train_split")
-    t.add_argument("--val-split", dest="val_split")
-    t.add_argument("--model", help="registered architecture (see `emolens models`)")
-    t.add_argument("--model-option", action="append", metavar="KEY=VALUE", help="architecture option, repeatable")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", dest="batch_size", type=int)
-    t.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], help="sgd uses Nesterov momentum")
-    t.add_argument("--lr", type=float)
-    t.add_argument("--weight-decay", dest="weight_decay", type=float)
-    t.add_argument("--momentum", type=float)
-    t.add_argument("--schedule", choices=["none", "plateau", "cosine", "onecycle"])
-    t.add_argument("--label-smoothing", dest="label_smoothing", type=float)
+    from .config import RECIPE_MODEL, TrainConfig
+
+    d = TrainConfig()
+    t = sub.add_parser("train", help="train a registered model on FER-2013, FER+, RAF-DB, an image folder or a CSV "
+                       "of images (Lightning; resumable)",
+                       description="Train an expression classifier. `emolens train --data FOLDER` trains the bundled "
+                       f"model's network (the {RECIPE_MODEL} recipe) from scratch; add --pretrained {RECIPE_MODEL} to "
+                       "fine-tune the bundled model instead (docs/training.md). Flags override --config; defaults "
+                       "shown are those used without a config.")
+    t.add_argument("--config", help="YAML config (flags override it; default: none, the values below)")
+    t.add_argument("--data", nargs="+", help="data set path(s): a FER-2013 csv(.gz) or a folder holding one, an image "
+                   "folder ROOT/<class>/* or ROOT/<split>/<class>/* of face crops, a RAF-DB folder (Image/ + EmoLabel/), "
+                   "or a CSV of path,label[,split]; several are mixed into one training set (required)")
+    t.add_argument("--ferplus", help="FER+ votes file: train on the 8 FER+ classes (default: none)")
+    t.add_argument("--classes", help="class subset: basic5, ferplus, fer2013 or a comma list (default: all the "
+                   "data's classes)")
+    t.add_argument("--class-map", dest="class_map", metavar="MAP",
+                   help="what numbered labels (folder names, CSV labels) mean: 1=surprise,2=fear,..., a YAML file of "
+                   "label: class, or a preset: rafdb, affectnet, fer2013 (default: labels are class names; RAF-DB's "
+                   "own numbering for a RAF-DB folder)")
+    t.add_argument("--train-split", dest="train_split", help="the split to train on (default: Training / train)")
+    t.add_argument("--val-split", dest="val_split", help="the split to validate on (default: PublicTest / val / "
+                   "test; never PrivateTest unless named)")
+    t.add_argument("--val-fraction", dest="val_fraction", type=float, metavar="F",
+                   help="data without a validation split: hold out this share of each class "
+                   f"(default: {d.val_fraction})")
+    t.add_argument("--val-seed", dest="val_seed", type=int, help="seed of that hold-out; apart from --seed, so runs "
+                   f"with other training seeds validate on the same faces (default: {d.val_seed})")
+    t.add_argument("--model", help=f"registered architecture, see `emolens models` (default: {d.model} with the "
+                   f"bundled {RECIPE_MODEL} model's options)")
+    t.add_argument("--model-option", action="append", metavar="KEY=VALUE", help="architecture option, repeatable; "
+                   "changes one option of the recipe (default: none)")
+    t.add_argument("--pretrained", metavar="NAME|FILE",
+                   help="start from a bundled model (ferplus, fer2013) or an emolens .safetensors file of the same "
+                   "architecture; layers of another shape (the output layer of another class set) start fresh; "
+                   "timm backbones also take hub, package or a URL (default: none, random weights)")
+    t.add_argument("--epochs", type=int, help=f"(default: {d.epochs})")
+    t.add_argument("--batch-size", dest="batch_size", type=int, help=f"(default: {d.batch_size})")
+    t.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], help=f"sgd uses Nesterov momentum (default: {d.optimizer})")
+    t.add_argument("--lr", type=float, help=f"peak learning rate (default: {d.lr})")
+    t.add_argument("--weight-decay", dest="weight_decay", type=float, help=f"(default: {d.weight_decay})")
+    t.add_argument("--momentum", type=float, help=f"for sgd (default: {d.momentum})")
+    t.add_argument("--schedule", choices=["none", "plateau", "cosine", "onecycle"], help=f"(default: {d.schedule})")
+    t.add_argument("--label-smoothing", dest="label_smoothing", type=float, help=f"(default: {d.label_smoothing})")
     t.add_argument("--soft-label-weight", dest="soft_label_weight", type=float,
-                   help="0 = majority labels, 1 = FER+ vote distributions (or the teacher's), between = mixed")
+                   help="0 = majority labels, 1 = FER+ vote distributions (or the teacher's), between = mixed "
+                   f"(default: {d.soft_label_weight})")
     t.add_argument("--teacher", metavar="MODEL",
                    help="distil: this model's probabilities (name, .safetensors or NAME.ensemble.yaml) are the "
-                        "soft labels; needs --soft-label-weight")
-    t.add_argument("--balance", choices=["none", "oversample", "smote", "adasyn", "class_weights"])
-    t.add_argument("--early-stopping", dest="early_stopping", type=int, metavar="PATIENCE")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--precision", help="auto (default: bf16-mixed where the hardware has bfloat16, else 32), bf16-mixed, 16-mixed or 32")
-    t.add_argument("--threads", type=int, help="torch CPU threads")
-    t.add_argument("--accelerator", help="auto, cpu, gpu")
-    t.add_argument("--devices", type=parse_value, help="number of devices, or auto")
-    t.add_argument("--num-nodes", dest="num_nodes", type=int)
-    t.add_argument("--strategy", help="Lightning strategy, e.g. ddp")
-    t.add_argument("--out", help="parent folder of run folders (default runs)")
-    t.add_argument("--name", help="run name (default: the model name)")
-    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key, e.g. augment.rotation=10")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out/--name from its last checkpoint")
-    t.add_argument("--no-progress", action="store_true")
+                        "soft labels; needs --soft-label-weight (default: none)")
+    t.add_argument("--balance", choices=["none", "oversample", "smote", "adasyn", "class_weights"],
+                   help=f"(default: {d.balance})")
+    t.add_argument("--early-stopping", dest="early_stopping", type=int, metavar="PATIENCE",
+                   help=f"stop after this many epochs without a better validation accuracy; 0 = off (default: {d.early_stopping})")
+    t.add_argument("--seed", type=int, help=f"(default: {d.seed})")
+    t.add_argument("--precision", help="auto (bf16-mixed where the hardware has bfloat16, else 32), bf16-mixed, "
+                   f"16-mixed or 32 (default: {d.precision})")
+    t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
+    t.add_argument("--accelerator", help=f"auto, cpu, gpu (default: {d.accelerator})")
+    t.add_argument("--devices", type=parse_value, help=f"number of devices, or auto (default: {d.devices})")
+    t.add_argument("--num-nodes", dest="num_nodes", type=int, help=f"(default: {d.num_nodes})")
+    t.add_argument("--strategy", help=f"Lightning strategy, e.g. ddp (default: {d.strategy})")
+    t.add_argument("--out", help=f"parent folder of run folders (default: {d.out})")
+    t.add_argument("--name", help="run name: the run folder is OUT/NAME (default: the model name)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key, e.g. augment.rotation=10 "
+                   "(default: none)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out/--name from its last checkpoint (default: off, a new run)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar; one line per epoch is still printed (default: a bar when the output is a terminal)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="metrics of a model on a data set split, also on data sets whose classes "
                        "differ from the model's (cross-data-set evaluation)")
-    e.add_argument("--model", default="default", help="bundled name, default, or a .safetensors path")
-    e.add_argument("--data", required=True, nargs="+")
-    e.add_argument("--ferplus", help="FER+ votes: evaluate against FER+ majority labels")
+    e.add_argument("--model", default="default", help="bundled name, default, or a .safetensors path (default: default, "
+                   "the bundled default model)")
+    e.add_argument("--data", required=True, nargs="+", help="data set path(s), as for train (required)")
+    e.add_argument("--ferplus", help="FER+ votes: evaluate against FER+ majority labels (default: none)")
     e.add_argument("--split", help="Training, PublicTest, PrivateTest, or a folder split (default: a test split; "
                    "a folder without splits, ROOT/<class>/*, is used whole)")
     e.add_argument("--classes", help="the evaluation class set (a name such as fer2013, or a comma list): rows of "
@@ -189,16 +222,16 @@ def register(sub) -> None:
                    "(default: all of the model's classes)")
     e.add_argument("--tta", nargs="?", const="flip", default=None, metavar="MODE",
                    help="test-time augmentation: flip (the default MODE: the face and its mirror image) or "
-                   "ten_crop (five crops and their mirror images); without --tta/--no-tta: the model's own setting")
-    e.add_argument("--no-tta", dest="tta", action="store_const", const="none", help="one pass per face")
-    e.add_argument("--backend", default="onnx", choices=["onnx", "torch"])
+                   "ten_crop (five crops and their mirror images) (default without --tta/--no-tta: the model's own setting)")
+    e.add_argument("--no-tta", dest="tta", action="store_const", const="none", help="one pass per face (default: the model's own setting)")
+    e.add_argument("--backend", default="onnx", choices=["onnx", "torch"], help="(default: onnx)")
     e.add_argument("--raw", action="store_true", help="the network's own probabilities, without the model's stored "
-                   "calibration and operating point (which follow the training set's class frequencies)")
+                   "calibration and operating point (which follow the training set's class frequencies) (default: off)")
     e.add_argument("--detect", action="store_true", help="run the full pipeline (detect, align, classify) on "
-                   "uncropped images of an image folder")
-    e.add_argument("--detector", default=None, help="face detector for --detect")
-    e.add_argument("--json", help="write the metrics JSON here")
-    e.add_argument("--out-dir", dest="out_dir", help="write report.txt and confusion_matrix.png here")
+                   "uncropped images of an image folder (default: off; the images are face crops)")
+    e.add_argument("--detector", default=None, help="face detector for --detect (default: retinaface)")
+    e.add_argument("--json", help="write the metrics JSON here (default: not written)")
+    e.add_argument("--out-dir", dest="out_dir", help="write report.txt and confusion_matrix.png here (default: not written)")
     e.set_defaults(func=cmd_evaluate)
 
     c = sub.add_parser("calibrate", help="fit a model's calibration (vector scaling, temperature) and operating point on a "

@@ -9,26 +9,25 @@ from typing import Any
 
 import yaml
 
+from ..data.yamlfile import read_yaml_mapping
 from ..errors import EmolensError
-from .augment import AugmentConfig
+
+
+@dataclass
+class AugmentConfig:
+    """Batch augmentation settings (applied by :func:`emolens.engine.augment.augment`)."""
+
+    rotation: float = 15.0      # degrees, uniform in [-r, r]
+    shift: float = 0.1          # fraction of the side, uniform in [-s, s]
+    zoom: float = 0.15          # scale uniform in [1 - z, 1 + z]
+    hflip: bool = True
+    crop: int = 44              # output side (random crop; the model sees this side); >= input side = no crop
+    brightness: float = 0.2     # additive, in units of the normalised image
+    contrast: float = 0.2       # multiplicative, in [1 - c, 1 + c]
+    erase: float = 0.25         # probability of erasing one random rectangle
+
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-
-
-def read_yaml_mapping(path: str | Path, kind: str) -> dict:
-    """A YAML file that must hold a mapping (a config, an experiment); errors name the file."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except OSError as e:
-        raise EmolensError(f"{path}: cannot read {kind} ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise EmolensError(f"{path}: not valid YAML ({e})") from None
-    if not isinstance(raw, dict):
-        raise EmolensError(f"{path}: a {kind} must be a mapping of keys to values")
-    return raw
-
-
 SCHEDULES = ("none", "plateau", "cosine", "onecycle")
 PRECISIONS = ("auto", "32", "32-true", "64", "64-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true")
 ADVERSARIAL_NORMS = ("l2", "inf", "sign")
@@ -49,19 +48,42 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
     return "bf16-mixed" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "32"
 
 
+#: The bundled model whose network ``emolens train`` builds when no options are given.
+RECIPE_MODEL = "ferplus"
+
+
+def recipe_options(model: str) -> dict[str, Any]:
+    """The architecture options of the network that ships (the bundled model's spec), when ``model``
+    is its architecture; other architectures start from their own defaults. Read from the spec, so
+    the default network cannot drift from the one the bundled model was trained as."""
+    from ..models.weights import read_spec
+    from ..weights import bundled_path
+
+    path = bundled_path(RECIPE_MODEL)
+    if path is None:
+        return {}
+    spec = read_spec(path)
+    if spec.arch != model:
+        return {}
+    return {k: v for k, v in spec.options.items() if k != "input_size"}  # input_size follows the data
+
+
 @dataclass
 class TrainConfig:
     data: list[str] = field(default_factory=list)   # one or more data sets (mixed into one)
     ferplus: str | None = None                      # FER+ votes for a FER-2013 csv
     classes: str | None = None                      # class set name or comma list; default: the data's
     train_split: str | None = None                  # default: Training / train
-    val_split: str | None = None                    # default: PublicTest / val / test
+    val_split: str | None = None                    # default: PublicTest / val / test (never PrivateTest)
+    val_fraction: float = 0.1                       # held out (stratified, seeded) when the data has no validation split
+    val_seed: int = 0                               # the hold-out's seed: apart from seed, so runs of other seeds validate alike
+    class_map: Any = None                           # numbered labels -> classes: "1=surprise,...", a YAML file, a preset
     model: str = "vgg_fer"
-    model_options: dict[str, Any] = field(default_factory=dict)
+    model_options: dict[str, Any] | None = None     # None: the recipe's (for vgg_fer: the bundled model's network)
     epochs: int = 60
     batch_size: int = 128
     optimizer: str = "adamw"
-    lr: float = 2e-3
+    lr: float = 3e-3
     weight_decay: float = 5e-4
     momentum: float = 0.9
     schedule: str = "onecycle"
@@ -90,7 +112,7 @@ class TrainConfig:
     name: str = ""
     limit_train_batches: float | int = 1.0          # for smoke tests
     # model zoo: fine-tuning (docs/zoo.md)
-    pretrained: Any = None                          # hub | package | a file or URL | {swin: .., resnet: ..}
+    pretrained: Any = None                          # bundled name | .safetensors | hub | package | URL | {swin: .., resnet: ..}
     freeze_epochs: int = 0                          # train only the head for this many epochs, then all
     backbone_lr_scale: float = 1.0                  # the backbone's learning rate = lr x this
     # adversarial regularisation in the spirit of Neural Structured Learning (0 = off)
@@ -101,6 +123,10 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         if not self.data:
             raise EmolensError("no training data: give --data PATH (or data: in the config file)")
+        if self.model_options is None:
+            self.model_options = recipe_options(self.model)
+        if not 0 < self.val_fraction < 1:
+            raise EmolensError(f"val_fraction must lie between 0 and 1 (exclusive), not {self.val_fraction}")
         if self.optimizer not in OPTIMIZERS:
             raise EmolensError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
@@ -211,3 +237,15 @@ def _merge(base: dict, top: dict) -> dict:
     for key, value in top.items():
         out[key] = {**out[key], **value} if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
+
+
+def apply_overrides(base: dict, options: dict) -> dict:
+    """Config keys ``options`` (flags, Python keywords) over a config ``base``: another ``model``
+    drops the base's ``model_options`` (they belong to its model), and options given where the
+    config has none change the model's recipe options (:func:`recipe_options`) one key at a time."""
+    base = dict(base)
+    if options.get("model") and options["model"] != base.get("model"):
+        base["model_options"] = None
+    if options.get("model_options") and base.get("model_options") is None:
+        base["model_options"] = recipe_options(options.get("model") or base.get("model") or "vgg_fer")
+    return _merge(base, options)

@@ -29,10 +29,13 @@ class FERModule(pl.LightningModule):
         self.register_buffer("logit_shift", shift, persistent=False)
         self._val_preds: list[torch.Tensor] = []
         self._val_true: list[torch.Tensor] = []
+        self.pretrained_load = None  # what loading the pretrained weights did (printed by train)
         if cfg.pretrained and not (cfg.run_dir / "checkpoints" / "last.ckpt").exists():
             from ..models.backbones import load_pretrained
 
-            load_pretrained(self.model, cfg.pretrained)  # a resumed run restores its own weights instead
+            arch = f"{cfg.model} {cfg.model_options}" if cfg.model_options else cfg.model
+            # a resumed run restores its own weights instead
+            self.pretrained_load = load_pretrained(self.model, cfg.pretrained, arch=arch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

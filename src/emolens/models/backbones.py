@@ -21,6 +21,7 @@ registry package that ships them (``package``: ``efficientnet_lite0`` from
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -293,14 +294,36 @@ def set_backbone_frozen(model: nn.Module, frozen: bool) -> None:
         model.frozen = frozen
 
 
-def load_pretrained(model: nn.Module, source) -> None:
+@dataclass(frozen=True)
+class PretrainedLoad:
+    """What initialising a network from emolens weights did, tensor by tensor (printed by ``train``)."""
+
+    source: str
+    loaded: int                      # copied: same name and shape
+    skipped: tuple[str, ...]         # same name, other shape (an output layer for another class set)
+    missing: tuple[str, ...]         # the network's tensors the file lacks: they keep their fresh values
+    total: int                       # tensors in the network's state dict
+
+    def describe(self) -> str:
+        skipped = f" ({', '.join(self.skipped[:4])}{', ...' if len(self.skipped) > 4 else ''})" if self.skipped else ""
+        return (f"pretrained {self.source}: loaded {self.loaded} of {self.total} tensors, {len(self.skipped)} skipped "
+                f"for shape{skipped}, {len(self.missing)} missing (kept fresh)")
+
+
+#: Fewer than this share of a network's tensors loading means the file is another architecture.
+MIN_LOADED_SHARE = 0.5
+
+
+def load_pretrained(model: nn.Module, source, arch: str | None = None) -> PretrainedLoad | None:
     """Initialise ``model`` from ``source``: ``hub``, ``package``, a file or URL (timm backbones), or
     emolens weights of the same architecture, as a bundled model's name (``ferplus``) or a
     ``.safetensors`` file (layers whose shapes differ, such as a classifier for another class set,
-    keep their fresh weights)."""
+    keep their fresh weights). For emolens weights the returned :class:`PretrainedLoad` counts the
+    tensors; fewer than half of the network's loading is an error naming both architectures (``arch``
+    is the network's registry name), since training would otherwise start from random weights."""
     if hasattr(model, "load_pretrained"):
         model.load_pretrained(source)
-        return
+        return None
     from ..weights import bundled_path
 
     path = bundled_path(str(source)) or Path(str(source))
@@ -310,10 +333,34 @@ def load_pretrained(model: nn.Module, source) -> None:
     from safetensors.torch import load_file
 
     own = model.state_dict()
-    state = {k: v for k, v in load_file(str(path)).items() if k in own and own[k].shape == v.shape}
-    if not state:
-        raise ModelError(f"{path}: no tensor matches {type(model).__name__}")
+    saved = load_file(str(path))
+    state = {k: v for k, v in saved.items() if k in own and own[k].shape == v.shape}
+    report = PretrainedLoad(str(source), len(state), tuple(k for k in own if k in saved and k not in state),
+                            tuple(k for k in own if k not in saved), len(own))
+    if len(state) < MIN_LOADED_SHARE * len(own):
+        raise ModelError(f"pretrained {source}: only {len(state)} of the network's {len(own)} tensors load from {path} "
+                         f"({len(report.skipped)} differ in shape, {len(report.missing)} missing): the network is "
+                         f"{_arch_text(arch, model)} but the file holds {_file_arch(path)}; train the file's "
+                         "architecture (--model and its options) or leave pretrained unset")
     model.load_state_dict(state, strict=False)
+    return report
+
+
+def _arch_text(arch: str | None, model: nn.Module) -> str:
+    n = sum(p.numel() for p in model.parameters())
+    return f"{arch or type(model).__name__} ({n / 1e6:.2f} M parameters)"
+
+
+def _file_arch(path: Path) -> str:
+    """The architecture a weights file's spec names, with its options, or 'an unknown architecture'."""
+    from .weights import read_spec
+
+    try:
+        spec = read_spec(path)
+    except ModelError:
+        return "an unknown architecture (no spec beside it)"
+    options = {k: v for k, v in spec.options.items() if k != "input_size"}
+    return f"{spec.arch} {options}" if options else spec.arch
 
 
 # ---------------------------------------------------------------------------------------- registry
