@@ -39,7 +39,7 @@ echo "== light venv"
 python3 -m venv "$WORK/light"
 LP="$WORK/light/bin/python"
 start=$(date +%s)
-"$LP" -m pip install -q "$WHEEL" -c "$REPO/constraints.txt"
+"$LP" -m pip install -q "$WHEEL"     # as a user gets it: no constraints file
 echo "installed in $(( $(date +%s) - start )) s"
 cd "$WORK"                             # away from the repository
 for m in torch lightning sklearn imblearn matplotlib; do
