@@ -146,9 +146,10 @@ def test_the_spec_and_card_state_the_onnx_file_its_opset_and_hash_and_the_pins_a
     assert set(BUNDLED_SHA256) == set(bundled_names()) and DEFAULT_MODEL in BUNDLED_SHA256
 
 
-def test_a_user_model_with_a_shipped_onnx_file_is_read_without_exporting(tmp_path):
+def test_a_user_model_with_a_shipped_onnx_file_is_read_without_exporting(tmp_path, monkeypatch):
     from emolens.data.cache import cache_dir
 
+    monkeypatch.setenv("EMOLENS_CACHE_DIR", str(tmp_path / "cache"))   # empty: an export would land here
     weights = make_tiny_model(tmp_path / "mine.safetensors")
     onnx_path = ship_onnx(weights)
     spec = read_spec(weights)
@@ -161,6 +162,8 @@ def test_a_user_model_with_a_shipped_onnx_file_is_read_without_exporting(tmp_pat
     onnx_path.write_bytes(onnx_path.read_bytes() + b"\0")
     with pytest.raises(ModelError, match=r"mine\.onnx: checksum mismatch .* in the spec"):
         load_classifier(weights)
+    load_classifier(make_tiny_model(tmp_path / "plain.safetensors"))   # no ONNX file shipped: exported, cached
+    assert len(list((cache_dir() / "onnx").glob("*.onnx"))) == 1
 
 
 # ---------------------------------------------------------------- hashes pinned in code
