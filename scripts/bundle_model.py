@@ -1,24 +1,58 @@
 """Copy a finished training run, or a model made by ``emolens average``, into the package as a bundled
-model, with its model card.
+model, with its model card and its network exported to ONNX (``NAME.onnx``, which the runtime reads
+without torch); then pin every bundled model's hashes in ``emolens/weights/pins.py``.
 
     python scripts/bundle_model.py RUN_DIR NAME --command "emolens train --config ..." [--trained-on TEXT] [--tta MODE] [--speed TEXT]
     python scripts/bundle_model.py SOUP.safetensors NAME --data PATH [--split PublicTest] [--version N] [--selection TEXT] ...
+    python scripts/bundle_model.py --onnx-only NAME [NAME ...]   # (re-)export bundled models' ONNX files
 
 An averaged model's card lists its members from the record ``emolens average`` wrote beside it and
-measures the model on ``--split`` of ``--data``.
+measures the model on ``--split`` of ``--data``. ``--onnx-only`` exports already bundled models with
+the same code path (and writes the ONNX row of their cards).
 """
 
 import argparse
+import json
+import re
 from pathlib import Path
 
-from emolens.engine.card import bundle, bundle_average
+from emolens.engine.card import bundle, bundle_average, onnx_row
+from emolens.models.weights import atomic_write_bytes, read_spec
+from emolens.runtime.onnx_model import ship_onnx
 
 REPO = Path(__file__).resolve().parents[1]
+WEIGHTS = REPO / "src" / "emolens" / "weights"
+PINS = WEIGHTS / "pins.py"
+
+
+def write_pins(folder: Path = WEIGHTS, pins_file: Path = PINS) -> dict:
+    """Pin the hashes every bundled spec in ``folder`` gives, in the table of ``pins_file``."""
+    pins = {}
+    for spec_path in sorted(folder.glob("*.json")):
+        spec = read_spec(spec_path)
+        pins[spec_path.stem] = {"safetensors": spec.sha256, "onnx": spec.onnx.get("sha256", "")}
+    body = "".join(f"    {json.dumps(name)}: {{\n" + "".join(f"        {json.dumps(k)}: {json.dumps(v)},\n" for k, v in h.items())
+                   + "    },\n" for name, h in pins.items())
+    text = pins_file.read_text()
+    new = re.sub(r"(    # BEGIN PINS[^\n]*\n).*?(    # END PINS)", lambda m: m.group(1) + body + m.group(2), text, flags=re.S)
+    atomic_write_bytes(pins_file, new.encode())
+    return pins
+
+
+def card_with_onnx_row(name: str, folder: Path = WEIGHTS) -> None:
+    """Write (or replace) the ONNX row right below the weights row of a bundled model's card."""
+    card = folder / f"{name}.md"
+    lines = [ln for ln in card.read_text().splitlines() if not ln.startswith("| onnx |")]
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("| weights |"))
+    lines.insert(at + 1, onnx_row(read_spec(folder / f"{name}.json"), folder))
+    atomic_write_bytes(card, ("\n".join(lines) + "\n").encode())
+
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("source", help="a finished run's folder, or an averaged NAME.safetensors")
-    p.add_argument("name")
+    p.add_argument("source", nargs="?", help="a finished run's folder, or an averaged NAME.safetensors")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--onnx-only", nargs="+", metavar="NAME", help="export these bundled models' ONNX files (no new model)")
     p.add_argument("--command", help="the training command, as written in the card (runs only)")
     p.add_argument("--data", nargs="+", help="averaged models: the data set to measure the model on")
     p.add_argument("--ferplus", help="averaged models: FER+ votes for --data")
@@ -31,14 +65,23 @@ if __name__ == "__main__":
                    "none, flip or ten_crop")
     p.add_argument("--speed", default="", help="the card's Speed section (numbers and the command that gave them)")
     a = p.parse_args()
-    dest, docs = REPO / "src" / "emolens" / "weights", REPO / "docs" / "models"
-    if a.source.endswith(".safetensors"):
+    dest, docs = WEIGHTS, REPO / "docs" / "models"
+    if a.onnx_only:
+        for name in a.onnx_only:
+            print(f"exported {ship_onnx(dest / f'{name}.safetensors')}")
+            card_with_onnx_row(name)
+    elif not (a.source and a.name):
+        p.error("give SOURCE and NAME (or --onnx-only NAME ...)")
+    elif a.source.endswith(".safetensors"):
         if not a.data:
             p.error("an averaged model needs --data to be measured on")
         out = bundle_average(a.source, dest, docs, a.name, a.data, a.split, a.ferplus, a.trained_on, a.notes,
                              tta=a.tta, speed=a.speed, selection=a.selection, version=a.version)
+        print(f"bundled {out}")
     else:
         if not a.command:
             p.error("a run needs --command (the training command written in the card)")
         out = bundle(a.source, dest, docs, a.name, a.command, a.trained_on, a.notes, tta=a.tta, speed=a.speed)
-    print(f"bundled {out}")
+        print(f"bundled {out}")
+    for name, hashes in write_pins().items():
+        print(f"pinned {name}: " + ", ".join(f"{k} {v[:12]}..." for k, v in hashes.items()))

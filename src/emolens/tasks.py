@@ -112,14 +112,16 @@ class ExportResult:
 
 
 def export(model: str | Path = "default", out: str | Path | None = None) -> ExportResult:
-    """Write a model as ONNX (input ``faces`` (N, C, S, S) normalised as its spec says, output ``logits``)."""
+    """Write a model as ONNX (input ``faces`` (N, C, S, S) normalised as its spec says, output
+    ``logits``): a bundled model's shipped file (checked against its pinned hash, no torch needed),
+    another model exported from torch."""
+    from .files import atomic_write_bytes
     from .models.resolve import resolve_weights
-    from .models.weights import load_model
-    from .runtime.classifier import export_onnx
+    from .runtime.onnx_model import onnx_bytes
 
-    net, spec = load_model(resolve_weights(model))
+    data, spec = onnx_bytes(resolve_weights(model))
     path = Path(out or f"{spec.name}.onnx")
-    export_onnx(net, spec, path)
+    atomic_write_bytes(path, data)
     return ExportResult(path, spec)
 
 

@@ -12,7 +12,8 @@ import yaml
 
 from ..models.registry import count_parameters
 from ..files import atomic_write_bytes
-from ..models.weights import load_model, save_model, tta_mode
+from ..models.weights import ModelSpec, load_model, save_model, tta_mode
+from ..runtime.onnx_model import ship_onnx
 
 DATA_TERMS = (
     "FER-2013 (Goodfellow et al. 2013, ICML 2013 Challenges in Representation Learning) and the FER+ labels "
@@ -54,6 +55,13 @@ def hardware() -> str:
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{cpu}, {os.cpu_count()} CPU cores, {gpu}"
+
+
+def onnx_row(spec: ModelSpec, folder: Path) -> str:
+    """The card's table row for the shipped ONNX file (the spec's ``onnx`` entry)."""
+    path = Path(folder) / spec.onnx["file"]
+    return (f"| onnx | `{path.name}` (ONNX opset {spec.onnx['opset']}, {path.stat().st_size / 1e6:.1f} MB; the raw network, "
+            f"the runtime applies TTA and calibration), sha256 `{spec.onnx['sha256']}` |")
 
 
 def _confusion_table(metrics: dict) -> str:
@@ -207,6 +215,7 @@ def _write_card(model, spec, metrics: dict, cfg: dict, val, dest_dir: Path, docs
     spec.metrics = {**spec.metrics, **{f"{mode}_accuracy": m["accuracy"] for mode, m in views.items()},
                     **{f"{mode}_macro_f1": m["macro_f1"] for mode, m in views.items()}}
     weights = save_model(model, spec, dest_dir / f"{name}.safetensors")
+    ship_onnx(weights, model, spec)  # the network as ONNX beside the weights: the runtime reads it without torch
     classes = ", ".join(spec.classes)
     rel = os.path.relpath(docs, dest_dir)
     pictures = f"![confusion matrix]({rel}/{name}-confusion_matrix.png)"
@@ -221,6 +230,7 @@ def _write_card(model, spec, metrics: dict, cfg: dict, val, dest_dir: Path, docs
 | architecture | `{spec.arch}` {json.dumps(spec.options)} ({count_parameters(model):,} parameters) |
 | input | aligned {spec.preprocess.input_size}x{spec.preprocess.input_size} grey face, centre crop {spec.preprocess.model_size}x{spec.preprocess.model_size} (trained on random crops of that side), (x/255 - {spec.preprocess.mean}) / {spec.preprocess.std} |
 | weights | `{weights.name}` (safetensors, {weights.stat().st_size / 1e6:.1f} MB), sha256 `{spec.sha256}` |
+{onnx_row(spec, dest_dir)}
 | trained by | {made_by} |
 
 ## Data

@@ -133,7 +133,7 @@ def cmd_export(args) -> int:
     r = export(args.model, args.out)
     out, spec = r.path, r.spec
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); input 'faces' (N, {spec.preprocess.channels}, "
-          f"{spec.preprocess.input_size}, {spec.preprocess.input_size}), mean {spec.preprocess.mean}, "
+          f"{spec.preprocess.model_size}, {spec.preprocess.model_size}), mean {spec.preprocess.mean}, "
           f"std {spec.preprocess.std}; classes {', '.join(spec.classes)}")
     return 0
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
-
-from torch import nn
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import ModelError
+
+if TYPE_CHECKING:  # registering and listing names needs no torch; building a model does
+    from torch import nn
 
 
 @dataclass(frozen=True)

@@ -2,21 +2,30 @@
 
 The spec names the architecture and its options, the class names, the preprocessing the
 model was trained with (so it cannot drift) and the sha256 of the weights file, checked on
-every load.
+every load. A bundled model's hashes are also pinned in the package's code
+(:data:`emolens.weights.pins.BUNDLED_SHA256`), so editing its files and its spec together is
+caught too. A spec without a sha256 loads only when the caller says ``trust_unhashed``.
+
+Reading specs and checking hashes needs no torch (the light install runs the bundled ONNX
+files); building a network does.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from torch import nn
 
 from ..errors import ModelError
 from ..files import atomic_write_bytes, sha256_of
 from .registry import create_model
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass
@@ -104,6 +113,9 @@ class ModelSpec:
     # the calibration and operating point the runtime applies (emolens.evaluation.calibration.Calibration)
     calibration: dict = field(default_factory=dict)
     tta: bool | str = False  # evaluate's default test-time augmentation (none, flip, ten_crop; True: flip)
+    # the network exported to ONNX beside the weights: {"file": NAME.onnx, "sha256": ..., "opset": N};
+    # raw logits (no calibration, no TTA: the runtime applies both in numpy); empty: none shipped
+    onnx: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelSpec":
@@ -123,7 +135,14 @@ def save_model(model: nn.Module, spec: ModelSpec, path: str | Path) -> Path:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_write_bytes(path, save(state, metadata={"arch": spec.arch, "name": spec.name}))
     spec.sha256 = sha256_of(path)
-    atomic_write_bytes(path.with_suffix(".json"), (json.dumps(spec.to_dict(), indent=2) + "\n").encode())
+    write_spec(spec, path)
+    return path
+
+
+def write_spec(spec: ModelSpec, weights: str | Path) -> Path:
+    """Write ``spec`` as the JSON beside ``weights`` (atomically); returns its path."""
+    path = Path(weights).with_suffix(".json")
+    atomic_write_bytes(path, (json.dumps(spec.to_dict(), indent=2) + "\n").encode())
     return path
 
 
@@ -137,19 +156,59 @@ def read_spec(path: str | Path) -> ModelSpec:
         raise ModelError(f"{path}: not a valid model spec ({e})") from None
 
 
-def load_model(path: str | Path) -> tuple[nn.Module, ModelSpec]:
-    """Build the architecture named in the spec and load the checked weights, in eval mode."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def check_pin(path: Path, expected: str, kind: str) -> bool:
+    """True when ``path`` is a bundled model's file; then ``expected`` (the hash its spec gives) must be
+    the one emolens pins for that file ``kind`` (``safetensors`` or ``onnx``), else this is an error."""
+    from ..weights.pins import pinned_hashes
+
+    pins = pinned_hashes(path)
+    if pins is None:
+        return False
+    pin = pins.get(kind, "")
+    if expected != pin:
+        raise ModelError(f"{path}: the spec of this bundled model gives sha256 {expected[:12] or 'none'}..., but "
+                         f"emolens pins {pin[:12] or 'none'}...: the bundled files were edited or replaced "
+                         "(reinstall emolens)")
+    return True
+
+
+def check_file(path: Path, expected: str, kind: str, trust_unhashed: bool = False) -> None:
+    """Check ``path`` against the sha256 its spec gives (``expected``) before it is loaded.
+
+    A bundled model's spec must give the pinned hash (:func:`check_pin`) and its file must have it.
+    Any other model whose spec gives no hash loads only with ``trust_unhashed`` (and says what is
+    skipped); otherwise this is an error naming the option."""
+    bundled = check_pin(path, expected, kind)
+    if not expected and not bundled:
+        if not trust_unhashed:
+            raise ModelError(f"{path}: its spec ({path.with_suffix('.json').name}) gives no sha256, so the file cannot be "
+                             "checked; pass --trust-unhashed (Python: trust_unhashed=True) to load it anyway")
+        print(f"emolens: warning: {path}: no sha256 in its spec; loading it unchecked (--trust-unhashed skips the "
+              "integrity check)", file=sys.stderr)
+        return
+    actual = sha256_of(path)
+    if actual != expected:
+        which = "pinned by emolens" if bundled else "in the spec"
+        raise ModelError(f"{path}: checksum mismatch (sha256 {actual[:12]}..., {which} {expected[:12]}...); "
+                         "the file is damaged or was replaced")
+
+
+def load_model(path: str | Path, trust_unhashed: bool = False) -> tuple[nn.Module, ModelSpec]:
+    """Build the architecture named in the spec and load the checked weights, in eval mode.
+
+    ``trust_unhashed``: load weights whose spec has no sha256 (see :func:`check_file`)."""
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError as e:
+        raise ModelError(f"loading {Path(path).name} as a torch network needs torch and safetensors ({e.name} is "
+                         "missing): pip install 'emolens[train]'") from None
 
     path = Path(path).with_suffix(".safetensors")
     if not path.exists():
         raise ModelError(f"{path}: no such weights file")
     spec = read_spec(path)
-    actual = sha256_of(path)
-    if spec.sha256 and actual != spec.sha256:
-        raise ModelError(f"{path}: checksum mismatch (sha256 {actual[:12]}..., spec says {spec.sha256[:12]}...); "
-                         "the file is damaged or was replaced")
+    check_file(path, spec.sha256, "safetensors", trust_unhashed)
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError) as e:
@@ -163,4 +222,3 @@ def load_model(path: str | Path) -> tuple[nn.Module, ModelSpec]:
                          f"{' '.join(first[:3])[:400]}") from None
     model.eval()
     return model, spec
-

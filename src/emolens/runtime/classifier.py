@@ -1,4 +1,5 @@
-"""Face classifiers behind one interface: ONNX Runtime (default, fast) or eager torch (fallback).
+"""Face classifiers behind one interface: ONNX Runtime (default, fast, no torch needed for the
+bundled models, which ship their ONNX files) or eager torch.
 
 Both take uint8 face crops (N, H, W) at the model's input size and return class probabilities
 (N, C); the preprocessing comes from the model's spec, so it cannot drift from training.
@@ -6,7 +7,6 @@ Both take uint8 face crops (N, H, W) at the model's input size and return class 
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from ..errors import ModelError
 from ..models.calibration import Calibration, softmax
 from ..models.weights import ModelSpec, load_model
 from ..models.resolve import resolve_weights
+from .onnx_model import onnx_bytes
 
 BACKENDS = ("onnx", "torch")
 FACES_PER_CALL = 256  # faces per call of the network (x 10 views at most)
@@ -101,49 +102,20 @@ class ModuleClassifier(Classifier):
 class TorchClassifier(ModuleClassifier):
     """A weights file run by eager torch (no ONNX Runtime)."""
 
-    def __init__(self, weights: Path):
-        super().__init__(*load_model(weights))
-
-
-def export_onnx(model, spec: ModelSpec, path: str | Path | None = None) -> bytes:
-    """Export a torch model to ONNX with a dynamic batch axis; returns the bytes (and writes ``path``)."""
-    import warnings
-
-    import torch
-
-    side = spec.preprocess.model_size
-    dummy = torch.zeros(1, spec.preprocess.channels, side, side)
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model.eval(), dummy, buf, input_names=["faces"], output_names=["logits"],
-                          dynamic_axes={"faces": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
-                          dynamo=False)
-    data = buf.getvalue()
-    if path is not None:
-        from ..files import atomic_write_bytes
-
-        atomic_write_bytes(Path(path), data)
-    return data
+    def __init__(self, weights: Path, trust_unhashed: bool = False):
+        super().__init__(*load_model(weights, trust_unhashed=trust_unhashed))
 
 
 class OnnxClassifier(Classifier):
+    """The network in ONNX Runtime: a bundled model's shipped ONNX file (torch is not imported), or a
+    user's model exported from torch once (:func:`emolens.runtime.onnx_model.onnx_bytes`)."""
+
     backend = "onnx"
 
-    def __init__(self, weights: Path, threads: int | None = None):
+    def __init__(self, weights: Path, threads: int | None = None, trust_unhashed: bool = False):
         import onnxruntime as ort
 
-        from ..files import cache_dir
-
-        model, self.spec = load_model(weights)
-        cached = cache_dir() / "onnx" / f"{self.spec.sha256 or weights.stem}-{self.spec.preprocess.model_size}.onnx"
-        if cached.exists():
-            data = cached.read_bytes()
-        else:
-            try:
-                data = export_onnx(model, self.spec, cached)
-            except OSError:
-                data = export_onnx(model, self.spec)
+        data, self.spec = onnx_bytes(weights, trust_unhashed)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads or int(os.environ.get("EMOLENS_THREADS", "0") or 0)
@@ -156,19 +128,22 @@ class OnnxClassifier(Classifier):
 
 
 def load_classifier(model: str | Path | None = "default", backend: str = "onnx",
-                    threads: int | None = None, raw: bool = False) -> Classifier:
+                    threads: int | None = None, raw: bool = False, trust_unhashed: bool = False) -> Classifier:
     """A classifier for a bundled model name, ``default``, or a ``.safetensors`` path.
 
-    ``raw``: skip the model's stored calibration and operating point (the network's own softmax)."""
+    ``raw``: skip the model's stored calibration and operating point (the network's own softmax).
+    ``trust_unhashed``: load a model whose spec gives no sha256 (unchecked; says so on stderr)."""
     if backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     weights = resolve_weights(model)
     if backend == "torch":
-        clf: Classifier = TorchClassifier(weights)
+        clf: Classifier = TorchClassifier(weights, trust_unhashed)
     else:
         try:
-            clf = OnnxClassifier(weights, threads)
-        except ImportError:
-            clf = TorchClassifier(weights)  # onnxruntime missing: torch still works
+            clf = OnnxClassifier(weights, threads, trust_unhashed)
+        except ImportError as e:
+            if e.name != "onnxruntime":
+                raise
+            clf = TorchClassifier(weights, trust_unhashed)  # onnxruntime missing: torch still works
     clf.raw = raw
     return clf

@@ -26,6 +26,8 @@ def add_common(p) -> None:
                    help="label a face 'uncertain' when its top calibrated probability is below P (default: off)")
     p.add_argument("--raw", action="store_true", help="the network's own probabilities, without the model's stored "
                    "calibration and operating point (default: calibrated)")
+    p.add_argument("--trust-unhashed", dest="trust_unhashed", action="store_true",
+                   help="load a model whose spec gives no sha256, skipping its integrity check (default: refuse it)")
 
 
 def make_recognizer(args):
@@ -33,13 +35,15 @@ def make_recognizer(args):
 
     if args.threads:
         import cv2
-        import torch
 
-        torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
+        if "torch" in sys.modules or args.backend == "torch":   # the light install has no torch
+            import torch
+
+            torch.set_num_threads(args.threads)
     return Recognizer(model=args.model, detector=args.detector, backend=args.backend, threads=args.threads,
                       margin=args.margin, min_score=args.min_score, max_side=args.max_side,
-                      min_confidence=args.min_confidence, raw=args.raw)
+                      min_confidence=args.min_confidence, raw=args.raw, trust_unhashed=args.trust_unhashed)
 
 
 # ---------------------------------------------------------------- predict

@@ -44,7 +44,7 @@ def crop_folder(src: str | Path, dst: str | Path, detector: str | None = None, s
     from PIL import Image
     from tqdm import tqdm
 
-    from ..models.weights import atomic_write_bytes
+    from ..files import atomic_write_bytes
     from .detectors import create_detector
 
     src, dst = Path(src), Path(dst)

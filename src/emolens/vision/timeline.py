@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,13 @@ class TimelineWriter:
             self._file = None
 
     def plot_tracks(self, folder: str | Path, stem: str, min_points: int = 3) -> list[Path]:
-        """One PNG per track seen in at least ``min_points`` processed frames: ``STEM_track<ID>.png``."""
+        """One PNG per track seen in at least ``min_points`` processed frames: ``STEM_track<ID>.png``.
+        None without matplotlib (the light install): the CSV holds the same rows; a line says so."""
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("emolens: timeline plots skipped: they need matplotlib: pip install 'emolens[plot]'", file=sys.stderr)
+            return []
         out = []
         for track_id, (times, values) in sorted(self.series.items()):
             if len(times) < min_points:

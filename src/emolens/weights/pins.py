@@ -1,0 +1,36 @@
+"""The sha256 of every bundled model's files, pinned in code.
+
+The spec beside a bundled model also gives its hashes, but the spec is a data file that can be
+edited along with the weights; these pins cannot drift with them. ``scripts/bundle_model.py``
+rewrites the table when it bundles a model; every load of a bundled model checks against it
+(:func:`emolens.models.weights.check_file`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: Bundled model name -> {file kind: sha256}; kinds: ``safetensors`` (torch weights), ``onnx`` (the exported network).
+BUNDLED_SHA256: dict[str, dict[str, str]] = {
+    # BEGIN PINS (written by scripts/bundle_model.py)
+    "fer2013": {
+        "safetensors": "158c21f07bbd67cc311bc52c5055671a3ab752db51955f2ca4104fbebcf58fde",
+        "onnx": "9453f7e08cdb0ba4892332d4614aca16b76bd675377fefbdc6e467ef0f73d77a",
+    },
+    "ferplus": {
+        "safetensors": "abd63ec3260d06797bfd065819c141a729f4164d0ba6e8b36cef2a93817275c9",
+        "onnx": "45020616df8a048e44b12930f661bf1a0abdeefa59274dd698eb624b2d0b2a5f",
+    },
+    # END PINS
+}
+
+
+def pinned_hashes(path: str | Path) -> dict[str, str] | None:
+    """The pinned hashes of the bundled model ``path`` belongs to ({} if bundled but not pinned);
+    None when ``path`` is not inside the bundled weights folder."""
+    from . import HERE
+
+    path = Path(path)
+    if path.resolve().parent != Path(HERE).resolve():
+        return None
+    return BUNDLED_SHA256.get(path.stem, {})
