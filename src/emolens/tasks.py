@@ -167,6 +167,16 @@ def experiment(config: str | Path, only: Sequence[str] | None = None, rerun: boo
     return exp, results
 
 
+def crop(src: str | Path, dst: str | Path, detector: str | None = None, size: int | None = None,
+         margin: float | None = None, progress: bool = True):
+    """Training face crops from photos in class folders: detect, align, write one grey crop per
+    photo in the same layout (:class:`~emolens.vision.crops.CropSummary`)."""
+    from .vision.crops import CROP_SIZE, crop_folder
+
+    return crop_folder(src, dst, detector=detector, size=size or CROP_SIZE,
+                       **({} if margin is None else {"margin": margin}), progress=progress)
+
+
 def data_stats(path=(), ferplus=None, classes=None, strict: bool = False, class_map=None) -> dict:
     """Rows per split and class of a data set, and FER+ drops (what ``emolens data stats`` prints);
     ``class_map``: folder or label names -> classes (``1=surprise,...``, a YAML file or a preset)."""

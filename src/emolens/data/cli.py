@@ -22,10 +22,10 @@ def cmd_stats(args) -> int:
 
 
 def cmd_crop(args) -> int:
-    from ..vision.crops import crop_folder
+    from ..tasks import crop
 
-    summary = crop_folder(args.src, args.dst, detector=args.detector, size=args.size, margin=args.margin,
-                          progress=not args.no_progress)
+    summary = crop(args.src, args.dst, detector=args.detector, size=args.size, margin=args.margin,
+                   progress=not args.no_progress)
     print(summary.describe(Path(args.dst)))
     print(f"train on them: emolens train --data {args.dst}")
     return 0
