@@ -37,25 +37,33 @@ class Pipeline:
         """Aligned grey crops (N, S, S) at the classifier's input size."""
         return align_faces(to_grey(rgb), detections, self.classifier.input_size, self.margin)
 
-    def run(self, images: Sequence[np.ndarray], sources: Sequence[str] | None = None) -> list[FrameResult]:
-        """One FrameResult per RGB uint8 image, faces left to right; no faces gives an empty FrameResult."""
+    def run(self, images: Sequence[np.ndarray], sources: Sequence[str] | None = None,
+            detections: Sequence[Sequence[Detection]] | None = None) -> list[FrameResult]:
+        """One FrameResult per RGB uint8 image, faces left to right; no faces gives an empty FrameResult.
+
+        ``detections``: the faces of each image when they are known already (carried along a video
+        by a tracker): the detector is skipped and the faces keep the order given."""
         sources = list(sources) if sources is not None else [""] * len(images)
-        detections, crops, timings = [], [], []
-        for rgb in images:
+        found, crops, timings = [], [], []
+        for i, rgb in enumerate(images):
             t0 = time.perf_counter()
-            dets = sorted(self.detector.detect(rgb), key=lambda d: (d.box[0], d.box[1]))  # left to right
+            if detections is None:
+                dets = sorted(self.detector.detect(rgb), key=lambda d: (d.box[0], d.box[1]))  # left to right
+            else:
+                dets = list(detections[i])
             t1 = time.perf_counter()
             crops.append(self.crops(rgb, dets))
             t2 = time.perf_counter()
-            detections.append(dets)
-            timings.append({"detect": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3})
+            found.append(dets)
+            timings.append({"detect": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3} if detections is None
+                           else {"align": (t2 - t1) * 1e3})
         t0 = time.perf_counter()
         all_crops = np.concatenate(crops) if crops else np.zeros((0, 1, 1), np.uint8)
         probs = self.classifier.predict_proba(all_crops, tta=self.tta) if len(all_crops) else \
             np.zeros((0, len(self.classes)), np.float32)
         per_face_ms = (time.perf_counter() - t0) * 1e3 / max(len(all_crops), 1)
         frames, start = [], 0
-        for rgb, dets, source, timing in zip(images, detections, sources, timings):
+        for rgb, dets, source, timing in zip(images, found, sources, timings):
             faces = [self._face(d, p) for d, p in zip(dets, probs[start:start + len(dets)])]
             start += len(dets)
             timing["classify"] = per_face_ms * len(dets)
