@@ -96,9 +96,11 @@ class TimelineWriter:
                     va="center", fontsize=8)
         axes[-1, 0].set_xlabel("time (s)")
         handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours]
-        fig.legend(handles, self.classes, loc="upper center", ncol=len(self.classes), fontsize=8, frameon=False)
+        top = 1 - 0.75 / fig.get_figheight()                     # room for the title and the legend
         fig.suptitle(f"emotion share per track ({len(tracks)} tracks)", y=0.995, fontsize=10)
-        fig.tight_layout(rect=(0, 0, 0.93, 0.93))
+        fig.legend(handles, self.classes, loc="upper center", bbox_to_anchor=(0.5, top + 0.35 / fig.get_figheight()),
+                   ncol=len(self.classes), fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0, 0.93, top))
         return _save(fig, path)
 
 
