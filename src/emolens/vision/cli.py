@@ -57,7 +57,8 @@ def cmd_predict(args) -> int:
         raise EmolensError(f"no image files in {', '.join(args.paths)}")
     workers = check_workers(args.workers)
     rec = make_recognizer(args) if workers == 1 else None      # else each worker makes its own
-    chunks = [files[i:i + PREDICT_CHUNK] for i in range(0, len(files), PREDICT_CHUNK)]
+    size = min(PREDICT_CHUNK, -(-len(files) // workers))        # every worker gets a share
+    chunks = [files[i:i + size] for i in range(0, len(files), size)]
     save_dir = Path(args.save_dir) if args.save_dir else None
     results, bad = Results(), []
     for frames, chunk_bad in run_jobs(partial(predict_chunk, save_dir=save_dir, top=args.top), chunks,

@@ -1,6 +1,6 @@
-"""Read videos frame by frame (never whole in memory) with OpenCV, and write annotated ones as
-H.264 MP4 through PyAV (FFmpeg's libraries, libx264 included, ship inside its wheels), so that
-browsers play them; every output appears under its final name only once it is complete."""
+"""Read videos frame by frame (never whole in memory) and write annotated ones as H.264 MP4, both
+through PyAV (FFmpeg's libraries, libx264 included, ship inside its wheels), so that browsers play
+what we write; every output appears under its final name only once it is complete."""
 
 from __future__ import annotations
 
@@ -40,10 +40,12 @@ class VideoFrame:
 
 
 class VideoReader:
-    """Frames of a video file (or camera URL) as BGR uint8 arrays, in order, one at a time."""
+    """Frames of a video file (or stream URL) as BGR uint8 arrays, in order, one at a time, decoded
+    by PyAV. Each frame keeps its own size: a video whose resolution changes mid-way (a stream
+    that adapts, concatenated clips) gives frames of the new size from then on."""
 
-    def __init__(self, path: str | Path):
-        import cv2
+    def __init__(self, path: str | Path, threads: int = 0):
+        import av
 
         self.path = str(path)
         if isinstance(path, Path) or not str(path).startswith(("rtsp:", "http:", "https:")):
@@ -54,18 +56,22 @@ class VideoReader:
                 raise VideoError(f"{p}: is a folder, not a video")
             if p.stat().st_size == 0:
                 raise VideoError(f"{p}: empty file (0 bytes)")
-        # FFmpeg's own log lines ("moov atom not found"...) would precede our one-line error; OpenCV
-        # reads this once, at its first capture. Set it to 16 (errors) or more to see them again.
-        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-        self.cap = cv2.VideoCapture(self.path)
-        if not self.cap.isOpened():
-            raise VideoError(f"{self.path}: cannot be opened as a video (not a video, damaged, or a codec "
-                             "OpenCV cannot decode)")
-        fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0)
+        try:
+            self.container = av.open(self.path, metadata_errors="ignore")
+        except (av.error.FFmpegError, UnicodeDecodeError) as e:
+            raise VideoError(f"{self.path}: cannot be opened as a video (not a video, or damaged: "
+                             f"{getattr(e, 'strerror', None) or e})") from None
+        if not self.container.streams.video:
+            self.container.close()
+            raise VideoError(f"{self.path}: has no video stream")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.stream.codec_context.thread_count = threads
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        fps = float(rate) if rate else 0.0
         self.info = VideoInfo(self.path, fps if math.isfinite(fps) and 0 < fps < 1000 else 0.0,
-                              max(int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0),
-                              int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
-                              int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0))
+                              max(int(self.stream.frames or 0), 0), int(self.stream.codec_context.width or 0),
+                              int(self.stream.codec_context.height or 0))
         self.frames_read = 0
 
     @property
@@ -75,29 +81,27 @@ class VideoReader:
         return expected > 0 and self.frames_read < expected - max(2, expected // 100)
 
     def frames(self, every: int = 1) -> Iterator[VideoFrame]:
-        """Every ``every``-th frame (0, N, 2N...); skipped frames are grabbed, not decoded to arrays."""
-        import cv2
+        """Every ``every``-th frame (0, N, 2N...); skipped frames are decoded but not converted."""
+        import av
 
         every = max(1, int(every))
         index = 0
-        while True:
-            if index % every:
-                if not self.cap.grab():
-                    break
-            else:
-                ok, bgr = self.cap.read()
-                if not ok or bgr is None:
-                    break
-                ts = index / self.info.fps if self.info.fps else self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-                self.frames_read = index + 1
-                yield VideoFrame(index, float(ts), bgr)
-            index += 1
-            self.frames_read = index
+        try:
+            for frame in self.container.decode(self.stream):
+                if index % every == 0:
+                    ts = index / self.info.fps if self.info.fps else float(frame.time or 0.0)
+                    bgr = frame.to_ndarray(format="bgr24")
+                    self.frames_read = index + 1
+                    yield VideoFrame(index, float(ts), bgr)
+                index += 1
+                self.frames_read = index
+        except av.error.FFmpegError:
+            pass                 # damaged or cut short: the frames read so far stand (see ended_early)
         if self.frames_read == 0:
             raise VideoError(f"{self.path}: no frame could be decoded (damaged file or unsupported codec)")
 
     def close(self) -> None:
-        self.cap.release()
+        self.container.close()
 
 
 @contextmanager

@@ -53,7 +53,7 @@ def process_video(recognizer, source, out=None, csv_path=None, plots_dir=None, e
     bar = tqdm(total=info.frame_count or None, unit="frame", desc=Path(str(source)).name, disable=not progress,
                file=sys.stderr, dynamic_ncols=True)
     try:
-        # With no video to write, skipped frames are only grabbed, not decoded.
+        # With no video to write, skipped frames are decoded but never converted to arrays.
         for item in reader.frames(1 if out is not None else every):
             if item.index % max(1, every) == 0:
                 last = tracker.update(item.bgr, bgr=True, index=item.index, timestamp=item.timestamp,
