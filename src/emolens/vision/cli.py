@@ -217,9 +217,9 @@ def report_video(s) -> None:
     if s.ended_early:
         print(f"emolens: warning: {s.source} ended after {s.frames_read} of the {s.expected_frames} frames its "
               "header announces (truncated file?); results cover the frames read", file=sys.stderr)
-    print(f"{s.source}: {s.frames_read} frames read, {s.frames_processed} processed ({s.detections} detected), "
-          f"{s.faces} faces, {s.tracks} tracks, {s.seconds:.1f} s "
-          f"({s.frames_processed / max(s.seconds, 1e-9):.1f} processed frames/s)")
+    print(f"{s.source}: {s.frames_read} frames read, {s.frames_processed} processed, {s.faces} faces, "
+          f"{s.tracks} tracks, {s.seconds:.1f} s ({s.frames_processed / max(s.seconds, 1e-9):.1f} processed frames/s; "
+          f"faces detected on {s.detections} frames, followed on the others)")
     for label, path in (("annotated video", s.video), ("timeline csv", s.csv), ("overview plot", s.overview)):
         if path:
             print(f"wrote {label}: {path}")
