@@ -96,7 +96,8 @@ def test_video_command_writes_everything(tmp_path, tiny_model, capsys):
     assert rc == 0
     assert "10 frames read, 5 processed, 10 faces, 2 tracks" in stdout
     assert out.stat().st_size > 0 and len(pd.read_csv(table)) == 10
-    assert sorted(p.name for p in table.parent.glob("*.png")) == ["timeline_track1.png", "timeline_track2.png"]
+    assert sorted(p.name for p in table.parent.glob("*.png")) == ["timeline_overview.png", "timeline_track1.png",
+                                                                   "timeline_track2.png"]
 
 
 def test_video_command_on_a_bad_file_is_one_line(tmp_path, tiny_model, capsys):
