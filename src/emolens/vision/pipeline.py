@@ -37,40 +37,45 @@ class Pipeline:
         """Aligned grey crops (N, S, S) at the classifier's input size."""
         return align_faces(to_grey(rgb), detections, self.classifier.input_size, self.margin)
 
-    def run(self, images: Sequence[np.ndarray], sources: Sequence[str] | None = None,
-            detections: Sequence[Sequence[Detection]] | None = None) -> list[FrameResult]:
-        """One FrameResult per RGB uint8 image, faces left to right; no faces gives an empty FrameResult.
-
-        ``detections``: the faces of each image when they are known already (carried along a video
-        by a tracker): the detector is skipped and the faces keep the order given."""
+    def run(self, images: Sequence[np.ndarray], sources: Sequence[str] | None = None) -> list[FrameResult]:
+        """One FrameResult per RGB uint8 image, faces left to right; no faces gives an empty FrameResult."""
         sources = list(sources) if sources is not None else [""] * len(images)
-        found, crops, timings = [], [], []
-        for i, rgb in enumerate(images):
+        detections, crops, timings = [], [], []
+        for rgb in images:
             t0 = time.perf_counter()
-            if detections is None:
-                dets = sorted(self.detector.detect(rgb), key=lambda d: (d.box[0], d.box[1]))  # left to right
-            else:
-                dets = list(detections[i])
+            dets = sorted(self.detector.detect(rgb), key=lambda d: (d.box[0], d.box[1]))  # left to right
             t1 = time.perf_counter()
             crops.append(self.crops(rgb, dets))
             t2 = time.perf_counter()
-            found.append(dets)
-            timings.append({"detect": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3} if detections is None
-                           else {"align": (t2 - t1) * 1e3})
+            detections.append(dets)
+            timings.append({"detect": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3})
         t0 = time.perf_counter()
         all_crops = np.concatenate(crops) if crops else np.zeros((0, 1, 1), np.uint8)
         probs = self.classifier.predict_proba(all_crops, tta=self.tta) if len(all_crops) else \
             np.zeros((0, len(self.classes)), np.float32)
         per_face_ms = (time.perf_counter() - t0) * 1e3 / max(len(all_crops), 1)
         frames, start = [], 0
-        for rgb, dets, source, timing in zip(images, found, sources, timings):
-            faces = [self._face(d, p) for d, p in zip(dets, probs[start:start + len(dets)])]
+        for rgb, dets, source, timing in zip(images, detections, sources, timings):
+            frames.append(self._frame(rgb.shape, dets, probs[start:start + len(dets)], source, timing, per_face_ms))
             start += len(dets)
-            timing["classify"] = per_face_ms * len(dets)
-            timing["total"] = sum(timing.values())
-            frames.append(FrameResult(faces=faces, width=int(rgb.shape[1]), height=int(rgb.shape[0]),
-                                      source=source, timings_ms=timing))
         return frames
+
+    def classify_faces(self, grey: np.ndarray, detections: Sequence[Detection], source: str = "") -> FrameResult:
+        """The FrameResult of faces already located in a grey (H, W) uint8 frame (carried along a
+        video by a tracker): aligned and classified, no detection; faces keep the order given."""
+        t0 = time.perf_counter()
+        crops = align_faces(grey, detections, self.classifier.input_size, self.margin)
+        t1 = time.perf_counter()
+        probs = self.classifier.predict_proba(crops, tta=self.tta) if len(crops) else \
+            np.zeros((0, len(self.classes)), np.float32)
+        per_face_ms = (time.perf_counter() - t1) * 1e3 / max(len(crops), 1)
+        return self._frame(grey.shape, detections, probs, source, {"align": (t1 - t0) * 1e3}, per_face_ms)
+
+    def _frame(self, shape, dets, probs, source: str, timing: dict, per_face_ms: float) -> FrameResult:
+        timing["classify"] = per_face_ms * len(dets)
+        timing["total"] = sum(timing.values())
+        return FrameResult(faces=[self._face(d, p) for d, p in zip(dets, probs)], width=int(shape[1]),
+                           height=int(shape[0]), source=source, timings_ms=timing)
 
     def _face(self, det: Detection, probs: np.ndarray) -> FaceResult:
         probabilities = dict(zip(self.classes, map(float, probs)))

@@ -86,11 +86,9 @@ class StreamTracker:
 
         ``timestamp``: seconds (for smoothing and patience; default: the clock); ``pipeline``: run
         on this one instead (an identical recogniser's, e.g. a server's pool) this time."""
-        from .images import array_to_rgb
-
         pipeline = pipeline or self.pipeline
-        rgb = array_to_rgb(image, bgr=bgr)
-        grey = to_grey(rgb)
+        picture = _Picture(image, bgr)
+        grey = picture.grey
         h, w = grey.shape
         if self._size is not None and self._size != (w, h):
             # each frame in its own pixels: boxes scale with the frame, the detector looks again
@@ -100,10 +98,10 @@ class StreamTracker:
         now = timestamp if timestamp is not None else time.monotonic()
         frame = None
         if self._grey is not None and self._since_detection < self.detect_every - 1:
-            frame = self._carry(pipeline, rgb, grey, source, now)
+            frame = self._carry(pipeline, grey, source, now)
         if frame is None:
             t0 = time.perf_counter()
-            frame = pipeline.run([rgb], [source])[0]
+            frame = pipeline.run([picture.rgb], [source])[0]
             self.faces.update(frame, now)
             frame.timings_ms["track"] = (time.perf_counter() - t0) * 1e3 - frame.timings_ms["total"]
             self._since_detection = 0
@@ -115,43 +113,33 @@ class StreamTracker:
         self.frames += 1
         return frame
 
-    def _carry(self, pipeline, rgb: np.ndarray, grey: np.ndarray, source: str, now: float) -> FrameResult | None:
+    def _carry(self, pipeline, grey: np.ndarray, source: str, now: float) -> FrameResult | None:
         """This frame's faces carried from the previous one and classified, or None when the
         detector must look (a face lost, at the frame's edge, or much less confident)."""
-        import cv2
-
         t0 = time.perf_counter()
+        h, w = grey.shape
         if not self._carried:
-            frame = FrameResult(faces=[], width=int(rgb.shape[1]), height=int(rgb.shape[0]), source=source,
-                                timings_ms={"track": 0.0, "total": 0.0})
+            frame = FrameResult(faces=[], width=w, height=h, source=source, timings_ms={"track": 0.0, "total": 0.0})
             return self.faces.update(frame, now, ids=[])
         points = [_points(f.detection) for f in self._carried]
         start = np.cumsum([0] + [len(p) for p in points])
-        old = np.concatenate(points).astype(np.float32).reshape(-1, 1, 2)
-        lk = dict(winSize=LK_WINDOW, maxLevel=LK_LEVELS)
-        new, ok, _ = cv2.calcOpticalFlowPyrLK(self._grey, grey, old, None, **lk)
-        back, ok_back, _ = cv2.calcOpticalFlowPyrLK(grey, self._grey, new, None, **lk)
-        good = (ok.ravel() == 1) & (ok_back.ravel() == 1) & (np.linalg.norm((back - old).reshape(-1, 2), axis=1)
-                                                             <= MAX_FB_ERROR)
-        h, w = grey.shape
+        old, new, good = _flow(self._grey, grey, np.concatenate(points), [f.detection.box for f in self._carried])
         detections = []
         for i, face in enumerate(self._carried):
             sl = slice(start[i], start[i + 1])
-            moved = _follow(face.detection, old[sl, 0], new[sl, 0], good[sl])
+            moved = _follow(face.detection, old[sl], new[sl], good[sl])
             if moved is None or not _inside(moved.box, w, h):
                 return None
             detections.append(moved)
         order = sorted(range(len(detections)), key=lambda i: detections[i].box[:2])
-        detections = [detections[i] for i in order]
-        ids = [self._carried[i].track_id for i in order]
         t1 = time.perf_counter()
-        frame = pipeline.run([rgb], [source], detections=[detections])[0]
+        frame = pipeline.classify_faces(grey, [detections[i] for i in order], source)
         for face, i in zip(frame.faces, order):
             before = self._carried[i]
             own = list(face.probabilities.values())[before.label_index]
             if before.confidence - own > self.confidence_drop:
                 return None
-        self.faces.update(frame, now, ids=ids)
+        self.faces.update(frame, now, ids=[self._carried[i].track_id for i in order])
         frame.timings_ms["track"] = (t1 - t0) * 1e3
         frame.timings_ms["total"] += frame.timings_ms["track"]
         return frame
@@ -166,6 +154,57 @@ class StreamTracker:
             marks = None if face.landmarks is None else np.array(face.landmarks, np.float32)
             self._carried.append(_Face(face.track_id, Detection(face.box, face.score, marks),
                                        float(list(own.values())[label_index]), label_index))
+
+
+class _Picture:
+    """A frame as given, with its grey version now and its RGB version only if asked (a carried
+    frame needs only grey: for a BGR uint8 frame, one OpenCV conversion instead of two copies)."""
+
+    def __init__(self, image: np.ndarray, bgr: bool):
+        import cv2
+
+        from .images import array_to_rgb
+
+        self._rgb = None
+        if bgr and isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 \
+                and image.shape[2] == 3:
+            self._bgr = image
+            self.grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        else:
+            self._rgb = array_to_rgb(image, bgr=bgr)
+            self.grey = to_grey(self._rgb)
+
+    @property
+    def rgb(self) -> np.ndarray:
+        import cv2
+
+        if self._rgb is None:
+            self._rgb = cv2.cvtColor(self._bgr, cv2.COLOR_BGR2RGB)
+        return self._rgb
+
+
+def _flow(before: np.ndarray, after: np.ndarray, points: np.ndarray, boxes) -> tuple[np.ndarray, ...]:
+    """(points, where they went, found again?) with pyramidal Lucas-Kanade, forward then back.
+
+    Only the part of the frames around the faces is looked at: faces move little in a frame, and
+    the cost of Lucas-Kanade is mostly building the image pyramids."""
+    import cv2
+
+    h, w = before.shape
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])[:, None]
+    pad = 0.25 * size + LK_WINDOW[0]
+    x1, y1 = np.maximum((boxes[:, :2] - pad).min(axis=0), 0).astype(int)
+    x2, y2 = np.minimum((boxes[:, 2:] + pad).max(axis=0), (w, h)).astype(int)
+    offset = np.array([x1, y1], np.float32)
+    old = (points.astype(np.float32) - offset).reshape(-1, 1, 2)
+    before, after = before[y1:y2, x1:x2], after[y1:y2, x1:x2]
+    lk = dict(winSize=LK_WINDOW, maxLevel=LK_LEVELS)
+    new, ok, _ = cv2.calcOpticalFlowPyrLK(before, after, old, None, **lk)
+    back, ok_back, _ = cv2.calcOpticalFlowPyrLK(after, before, new, None, **lk)
+    good = (ok.ravel() == 1) & (ok_back.ravel() == 1) & \
+        (np.linalg.norm((back - old).reshape(-1, 2), axis=1) <= MAX_FB_ERROR)
+    return old.reshape(-1, 2) + offset, new.reshape(-1, 2) + offset, good
 
 
 def _points(det: Detection) -> np.ndarray:
