@@ -26,14 +26,25 @@ def _run_job(job: Callable, item: Any) -> Any:
     return job(_RECOGNIZER, item)
 
 
+def worker_pool(make_recognizer: Callable[[Any], Any], options: Any, workers: int):
+    """A process pool whose every process holds ``make_recognizer(options)`` (both picklable)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_worker, initargs=(make_recognizer, options))
+
+
 def run_jobs(job: Callable[[Any, Any], Any], items: Sequence, make_recognizer: Callable[[Any], Any], options: Any,
              workers: int = 1, sizes: Sequence[int] | None = None, unit: str = "file", desc: str = "",
-             progress: bool = True, recognizer=None) -> Iterator[Any]:
+             progress: bool = True, recognizer=None, pool=None) -> Iterator[Any]:
     """``job(recognizer, item)`` for each item, yielded in item order.
 
-    ``workers`` > 1: that many processes, each with ``make_recognizer(options)`` (picklable, top
-    level); 1: in this process with ``recognizer`` (or one made here). ``sizes``: how many ``unit``
-    each item counts for on the progress bar (default 1 each)."""
+    ``workers`` > 1: that many processes (or ``pool``, from :func:`worker_pool`), each with
+    ``make_recognizer(options)`` (picklable, top level); 1: in this process with ``recognizer``
+    (or one made here). ``sizes``: how many ``unit`` each item counts for on the progress bar."""
+    from contextlib import nullcontext
+
     from tqdm import tqdm
 
     sizes = list(sizes) if sizes is not None else [1] * len(items)
@@ -47,11 +58,7 @@ def run_jobs(job: Callable[[Any, Any], Any], items: Sequence, make_recognizer: C
                 bar.update(size)
                 yield result
             return
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_start_worker, initargs=(make_recognizer, options)) as pool:
+        with nullcontext(pool) if pool is not None else worker_pool(make_recognizer, options, workers) as pool:
             futures = [pool.submit(_run_job, job, item) for item in items]
             for future, size in zip(futures, sizes):
                 result = future.result()

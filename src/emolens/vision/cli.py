@@ -11,17 +11,26 @@ from ..errors import EmolensError
 #: Images read and classified together by ``emolens predict`` (all their faces in one batch).
 PREDICT_CHUNK = 16
 
+#: ``emolens predict``'s detection size: photos are often large with small faces. On a 4000x3000
+#: group photo (benchmarks/video.py, docs/benchmarks-video.md) 480 px found 0 of 24 faces, 960 px
+#: 13 for about 1.5x the detection time, 1280 px 16 for about 4x; videos and webcams keep 480.
+PHOTO_MAX_SIDE = 960
 
-def add_common(p) -> None:
+
+def add_common(p, max_side: int | None = None) -> None:
+    from .detectors.base import DEFAULT_MAX_SIDE
+
+    max_side = DEFAULT_MAX_SIDE if max_side is None else max_side
     p.add_argument("--model", default="default", help="bundled model name, default, or a .safetensors path")
     p.add_argument("--detector", default=None, help="face detector (default retinaface; see `emolens detectors`)")
     p.add_argument("--backend", default="onnx", choices=["onnx", "torch"], help="classifier runtime (default onnx)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("--min-score", dest="min_score", type=float, default=None, help="detector confidence threshold")
     p.add_argument("--margin", type=float, default=None, help="border around each face crop, fraction of face size")
-    p.add_argument("--max-side", dest="max_side", type=int, default=None,
-                   help="detect on a copy at most this many pixels on its longer side (default 480: fast, finds "
-                        "faces down to ~20 px in a 640x480 frame; raise it, e.g. 960, or 0 for full size, for small faces in big photos)")
+    p.add_argument("--max-side", dest="max_side", type=int, default=max_side,
+                   help=f"detect on a copy at most this many pixels on its longer side (default {max_side}; 480 finds "
+                        "faces down to ~20 px in a 640x480 frame, 960 many more small faces in big photos for about "
+                        "1.5x the detection time; 0: full size)")
     p.add_argument("--min-confidence", dest="min_confidence", type=float, default=None, metavar="P",
                    help="label a face 'uncertain' when its top calibrated probability is below P (default: off)")
     p.add_argument("--raw", action="store_true", help="the network's own probabilities, without the model's stored "
@@ -33,10 +42,12 @@ def make_recognizer(args):
 
     if args.threads:
         import cv2
-        import torch
 
-        torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
+        if args.backend == "torch" or "torch" in sys.modules:     # never imported for ONNX Runtime alone
+            import torch
+
+            torch.set_num_threads(args.threads)
     return Recognizer(model=args.model, detector=args.detector, backend=args.backend, threads=args.threads,
                       margin=args.margin, min_score=args.min_score, max_side=args.max_side,
                       min_confidence=args.min_confidence, raw=args.raw)
@@ -263,7 +274,7 @@ def cmd_detectors(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("predict", help="recognise expressions in images and folders (recursively)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
-    add_common(p)
+    add_common(p, max_side=PHOTO_MAX_SIDE)
     p.add_argument("--json", metavar="FILE", help="write all results as JSON (- for stdout)")
     p.add_argument("--csv", metavar="FILE", help="write one row per face as CSV (- for stdout)")
     p.add_argument("--save-dir", dest="save_dir", metavar="DIR", help="write annotated copies of the images here")
