@@ -16,18 +16,16 @@ from collections import defaultdict
 from pathlib import Path
 
 import av
-
 import cv2
 import numpy as np
 import pytest
+from conftest import cli_command
 
 import emolens
 from emolens.assets import face_frame
 from emolens.vision.errors import VideoError
 from emolens.vision.video import VideoReader, VideoWriter
 from emolens.vision.video_job import process_video
-
-from conftest import cli_command
 
 cv2.setNumThreads(1)
 

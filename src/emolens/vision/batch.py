@@ -58,8 +58,8 @@ def run_jobs(job: Callable[[Any, Any], Any], items: Sequence, make_recognizer: C
                 bar.update(size)
                 yield result
             return
-        with nullcontext(pool) if pool is not None else worker_pool(make_recognizer, options, workers) as pool:
-            futures = [pool.submit(_run_job, job, item) for item in items]
+        with nullcontext(pool) if pool is not None else worker_pool(make_recognizer, options, workers) as running:
+            futures = [running.submit(_run_job, job, item) for item in items]
             for future, size in zip(futures, sizes):
                 result = future.result()
                 bar.update(size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-
+from pathlib import Path
 
 #: The label of a face whose top probability is below the caller's ``min_confidence``.
 UNCERTAIN = "uncertain"
@@ -92,7 +92,7 @@ class FrameResult:
             image = np.array(image, copy=True)
         return annotate(image, self, top_k=top_k)
 
-    def save(self, path, image=None) -> "Path":
+    def save(self, path, image=None) -> Path:
         """Write these results to ``path``: ``.json`` (:meth:`to_json`), ``.csv`` (one row per
         face), or an image suffix (``.png``, ``.jpg``...: :meth:`plot`). Written atomically."""
         return _save(path, lambda: self.to_json(indent=2) + "\n", lambda: [self], lambda: self.plot(image))
@@ -159,7 +159,7 @@ class Results(list):
         """Each image, read again from its ``source`` file, with its faces drawn (BGR arrays)."""
         return [frame.plot(top_k=top_k) for frame in self]
 
-    def save(self, path) -> "Path":
+    def save(self, path) -> Path:
         """Write all results to ``path``: ``.json`` or ``.csv`` (one row per face), atomically."""
         return _save(path, lambda: self.to_json(indent=2) + "\n", lambda: self, None)
 
@@ -175,10 +175,8 @@ def _read_source_bgr(source: str):
     return cv2.cvtColor(read_image(source), cv2.COLOR_RGB2BGR)
 
 
-def _save(path, text, frames, picture) -> "Path":
+def _save(path, text, frames, picture) -> Path:
     """Write JSON text, a CSV table of ``frames``, or an annotated ``picture`` by ``path``'s suffix."""
-    from pathlib import Path
-
     from ..errors import EmolensError
     from .video import atomic_path
 

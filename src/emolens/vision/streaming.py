@@ -105,6 +105,7 @@ class StreamTracker:
             frame = pipeline.run([picture.rgb], [source])[0]
             self.faces.update(frame, now)
             frame.timings_ms["track"] = (time.perf_counter() - t0) * 1e3 - frame.timings_ms["total"]
+            frame.timings_ms["total"] += frame.timings_ms["track"]
             self._since_detection = 0
             self.detections += 1
         else:
@@ -200,7 +201,7 @@ def _flow(before: np.ndarray, after: np.ndarray, points: np.ndarray, boxes) -> t
     offset = np.array([x1, y1], np.float32)
     old = (points.astype(np.float32) - offset).reshape(-1, 1, 2)
     before, after = before[y1:y2, x1:x2], after[y1:y2, x1:x2]
-    lk = dict(winSize=LK_WINDOW, maxLevel=LK_LEVELS)
+    lk = {"winSize": LK_WINDOW, "maxLevel": LK_LEVELS}
     new, ok, _ = cv2.calcOpticalFlowPyrLK(before, after, old, None, **lk)
     back, ok_back, _ = cv2.calcOpticalFlowPyrLK(after, before, new, None, **lk)
     good = (ok.ravel() == 1) & (ok_back.ravel() == 1) & \
