@@ -27,7 +27,8 @@ class Recognizer:
     margin: border around each face crop, as a fraction of the face size.
     min_score: detector confidence threshold (default: the detector's own).
     max_side: the detector works on a copy at most this big (default 480 px; larger finds smaller
-        faces in big photos, 0 = full size; smaller is faster).
+        faces in big photos, 0 = full size; smaller is faster). ``emolens predict`` uses 960: on a
+        4000x3000 group photo it finds 13 of 24 faces where 480 finds none (docs/benchmarks-video.md).
     tta: test-time augmentation: ``flip`` (or True) also classifies the mirrored face and averages,
         about one point more accuracy for twice the classifier time; ``ten_crop`` averages ten views
         for ten times the time. Off by default here (None: follow the model spec, as `evaluate` does).

@@ -16,6 +16,11 @@ PREDICT_CHUNK = 16
 #: 13 for about 1.5x the detection time, 1280 px 16 for about 4x; videos and webcams keep 480.
 PHOTO_MAX_SIDE = 960
 
+#: ``emolens webcam``'s detection size: a webcam's faces are close (80 px and more in 640x480), and
+#: at 320 px one core recognises a frame in 8.9 ms with the detector on every frame and 3.6 ms at the
+#: default --detect-every (23 and 6.3 ms at 480; docs/benchmarks-video.md). Faces under ~30 px are missed.
+WEBCAM_MAX_SIDE = 320
+
 
 def add_common(p, max_side: int | None = None) -> None:
     from .detectors.base import DEFAULT_MAX_SIDE
@@ -302,7 +307,7 @@ def register(sub) -> None:
 
     w = sub.add_parser("webcam", help="live window with faces and expressions")
     w.add_argument("--device", default="0", help="camera index, or a video path/URL (default 0)")
-    add_common(w)
+    add_common(w, max_side=WEBCAM_MAX_SIDE)
     w.add_argument("--smooth", type=float, default=0.3, metavar="SECONDS", help="smoothing half-life (default 0.3)")
     w.add_argument("--no-mirror", dest="no_mirror", action="store_true", help="do not flip the picture")
     add_tracking(w)
