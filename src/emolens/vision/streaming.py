@@ -1,9 +1,10 @@
 """Frames of a video, webcam or WebSocket stream in, tracked :class:`FrameResult` objects out,
 with the face detector run only every ``detect_every`` frames.
 
-Detection is most of a frame's cost (about 13 ms of 17 on one core at 640x480); between two
-detections each face is carried by following its landmarks and a few points inside its box with
-pyramidal Lucas-Kanade optical flow (well under a millisecond), then re-aligned and classified
+Detection is most of a frame's cost (three quarters of it on one core at 640x480 with one face);
+between two detections each face is carried by following its landmarks and a few points inside
+its box with pyramidal Lucas-Kanade optical flow (forward and back, on the faces' surroundings
+only: under a millisecond), then re-aligned and classified
 on every frame, so its label still changes frame by frame. The detector runs at once, on the
 same frame, when a carried face cannot be followed (too few points found again), when its box
 reaches the edge of the frame, or when its classifier confidence drops sharply (another face, a
