@@ -8,7 +8,8 @@ only: under a millisecond), then re-aligned and classified
 on every frame, so its label still changes frame by frame. The detector runs at once, on the
 same frame, when a carried face cannot be followed (too few points found again), when its box
 reaches the edge of the frame, or when its classifier confidence drops sharply (another face, a
-hand, a bad carry), and whenever the frames change size.
+hand, a bad carry), and whenever the frames change size; and on every frame while a face is
+missing (for up to the tracker's patience), so that it is found again as soon as it reappears.
 """
 
 from __future__ import annotations
@@ -99,7 +100,10 @@ class StreamTracker:
         self._size = (w, h)
         now = timestamp if timestamp is not None else time.monotonic()
         frame = None
-        if self._grey is not None and self._since_detection < self.detect_every - 1:
+        # while a face is missing (hidden, or gone for good) the detector looks on every frame, so it
+        # gets its id back the moment it reappears; at most ``patience`` seconds per lost face
+        missing = any(t.missed for t in self.faces.tracks)
+        if self._grey is not None and self._since_detection < self.detect_every - 1 and not missing:
             frame = self._carry(pipeline, grey, source, now)
         if frame is None:
             t0 = time.perf_counter()
