@@ -13,12 +13,12 @@ PREDICT_CHUNK = 16
 
 #: ``emolens predict``'s detection size: photos are often large with small faces. On a 4000x3000
 #: group photo (benchmarks/video.py, docs/benchmarks-video.md) 480 px found 0 of 24 faces, 960 px
-#: 13 for about 1.5x the detection time, 1280 px 16 for about 4x; videos and webcams keep 480.
+#: 13 for about 1.5x the detection time, 1280 px 16 for about 2.3x; videos keep 480, webcams 320.
 PHOTO_MAX_SIDE = 960
 
 #: ``emolens webcam``'s detection size: a webcam's faces are close (80 px and more in 640x480), and
-#: at 320 px one core recognises a frame in 8.9 ms with the detector on every frame and 3.6 ms at the
-#: default --detect-every (23 and 6.3 ms at 480; docs/benchmarks-video.md). Faces under ~30 px are missed.
+#: at 320 px one core recognises a frame in 7.8 ms with the detector on every frame and 3.4 ms at the
+#: default --detect-every (21.3 and 5.3 ms at 480; docs/benchmarks-video.md). Faces under ~30 px are missed.
 WEBCAM_MAX_SIDE = 320
 
 

@@ -27,7 +27,7 @@ from .tracking import DEFAULT_PATIENCE, FaceTracker
 #: Default ``detect_every``, chosen by benchmarks/video.py (docs/benchmarks-video.md): on one core,
 #: 640x480, one face, the mean cost per frame falls steeply up to N=8 and little after (a carried
 #: frame costs about a quarter of a detected one), while a new face waits up to N-1 frames (0.23 s
-#: at 30 fps); per-frame labels agree with detecting every frame on 96-98% of frames for N=2..10.
+#: at 30 fps); per-frame labels agree with detecting every frame on 97-99% of frames for N=2..10.
 DEFAULT_DETECT_EVERY = 8
 
 #: A carried face whose own (unsmoothed) probability of its label falls by more than this since
