@@ -334,3 +334,12 @@ def test_results_plot_and_save(rec, tmp_path):
     with pytest.raises(emolens.errors.EmolensError, match="a.txt"):
         frame.save(tmp_path / "a.txt")
     assert not (tmp_path / "a.txt").exists()
+
+
+def test_bad_worker_count_and_patience_are_one_line_errors(tiny_model, video, capsys):
+    from emolens.cli import main
+
+    assert main(["video", str(video), "--model", str(tiny_model), "--workers", "0", "--no-progress"]) == 2
+    assert main(["video", str(video), "--model", str(tiny_model), "--track-patience", "-1", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "--workers must be at least 1" in err[0] and "patience" in err[1]

@@ -118,6 +118,13 @@ def predict_chunk(rec, chunk, save_dir: Path | None = None, top: int = 3):
     return frames, bad
 
 
+def check_tracking(args) -> None:
+    if args.detect_every < 1:
+        raise EmolensError(f"--detect-every must be at least 1, not {args.detect_every}")
+    if args.track_patience < 0:
+        raise EmolensError(f"--track-patience must be 0 seconds or more, not {args.track_patience}")
+
+
 def check_workers(workers: int) -> int:
     if workers < 1:
         raise EmolensError(f"--workers must be at least 1, not {workers}")
@@ -188,6 +195,7 @@ def cmd_video(args) -> int:
 
     from .batch import run_jobs
 
+    check_tracking(args)
     inputs = [Path(p) for p in args.inputs]
     several = len(inputs) > 1
     jobs = [video_targets(src, args, several) for src in inputs]
@@ -248,6 +256,7 @@ def report_video(s) -> None:
 def cmd_webcam(args) -> int:
     from .webcam import open_camera, parse_device, run_webcam
 
+    check_tracking(args)
     device = parse_device(args.device)
     open_camera(device).release()                  # fail fast, before loading the model
     rec = make_recognizer(args)
