@@ -43,10 +43,12 @@ def serve_settings():
 #: only shape the command's own output). The API is a list of functions / dataclasses.
 MAPPING = {
     "predict": (lambda: [emolens.Recognizer, emolens.Recognizer.predict_batch], {},
-                {"paths", "json", "csv", "save_dir", "top", "quiet"}),
-    "video": (lambda: [emolens.Recognizer, emolens.Recognizer.predict_video], {"smooth": "half_life"},
-              {"input", "out", "csv", "plots", "no_plots", "no_progress"}),
-    "webcam": (lambda: [emolens.Recognizer], {"smooth": "half_life"}, {"device", "no_mirror", "max_frames"}),
+                {"paths", "json", "csv", "save_dir", "top", "quiet", "no_progress", "workers"}),
+    "video": (lambda: [emolens.Recognizer, emolens.Recognizer.predict_video],
+              {"smooth": "half_life", "track_patience": "patience"},
+              {"inputs", "out", "csv", "plots", "no_plots", "no_progress", "workers"}),
+    "webcam": (lambda: [emolens.Recognizer, emolens.Recognizer.tracker],
+               {"smooth": "half_life", "track_patience": "patience"}, {"device", "no_mirror", "max_frames"}),
     "train": (lambda: [tasks.train, train_keys()], {"no_progress": "progress", "model_option": "model_options"},
               {"set"}),
     "evaluate": (lambda: [tasks.evaluate], {}, {"json"}),

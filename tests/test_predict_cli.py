@@ -69,7 +69,8 @@ def test_predict_json_to_stdout_matches_the_python_api(tiny_model, capsys):
     out, _ = capsys.readouterr()
     assert rc == 0
     face = json.loads(out)["images"][0]["faces"][0]
-    expected = emolens.Recognizer(model=str(tiny_model)).predict(ASTRONAUT).faces[0]
+    # `emolens predict` detects on photos at up to 960 px (PHOTO_MAX_SIDE), the API's Recognizer at 480
+    expected = emolens.Recognizer(model=str(tiny_model), max_side=960).predict(ASTRONAUT).faces[0]
     assert face["label"] == expected.label
     assert face["probabilities"] == pytest.approx(expected.probabilities, abs=1e-4)
 
@@ -96,7 +97,8 @@ def test_video_command_writes_everything(tmp_path, tiny_model, capsys):
     assert rc == 0
     assert "10 frames read, 5 processed, 10 faces, 2 tracks" in stdout
     assert out.stat().st_size > 0 and len(pd.read_csv(table)) == 10
-    assert sorted(p.name for p in table.parent.glob("*.png")) == ["timeline_track1.png", "timeline_track2.png"]
+    assert sorted(p.name for p in table.parent.glob("*.png")) == ["timeline_overview.png", "timeline_track1.png",
+                                                                   "timeline_track2.png"]
 
 
 def test_video_command_on_a_bad_file_is_one_line(tmp_path, tiny_model, capsys):

@@ -94,3 +94,59 @@ def test_no_smoothing_leaves_probabilities_alone():
     f = face(0, 0, probs=(0.2, 0.8))
     tracker.update(frame([f], 0.0))
     assert f.raw_probabilities is None and f.probabilities == {"happy": 0.2, "sad": 0.8}
+
+
+def test_lost_face_keeps_its_id_for_the_patience_in_seconds():
+    # 30 fps: the face is missing for 15 frames (0.5 s), then back near where it was
+    for patience, expected in ((1.0, 1), (0.3, 2)):
+        tracker = FaceTracker(half_life=0, patience=patience)
+        for i in range(10):
+            tracker.update(frame([face(100 + 2 * i, 100)], i / 30))
+        for i in range(10, 25):
+            tracker.update(frame([], i / 30))
+        back = face(125, 102)
+        tracker.update(frame([back], 25 / 30))
+        assert back.track_id == expected
+
+
+def test_a_lost_face_is_sought_where_it_vanished_not_along_its_old_motion():
+    tracker = FaceTracker(half_life=0, patience=1.0)
+    for i in range(10):                          # moving right 10 px a frame
+        tracker.update(frame([face(100 + 10 * i, 100)], i / 30))
+    for i in range(10, 25):                      # hidden; pure extrapolation would put it 150 px further
+        tracker.update(frame([], i / 30))
+    back = face(200, 100)                        # it stopped behind the cover
+    tracker.update(frame([back], 25 / 30))
+    assert back.track_id == 1
+
+
+def test_a_face_of_another_size_is_not_taken_for_a_lost_one():
+    tracker = FaceTracker(half_life=0, patience=1.0)
+    tracker.update(frame([face(100, 100, size=50)], 0.0))
+    tracker.update(frame([], 0.1))
+    big = face(90, 90, size=100)                 # centre 0.5 face sizes away, but twice as big: someone else
+    tracker.update(frame([big], 0.2))
+    assert big.track_id == 2
+    same = face(105, 100, size=55)
+    tracker2 = FaceTracker(half_life=0, patience=1.0)
+    tracker2.update(frame([face(100, 100, size=50)], 0.0))
+    tracker2.update(frame([], 0.1))
+    tracker2.update(frame([same], 0.2))
+    assert same.track_id == 1
+
+
+def test_known_ids_and_rescaled_frames():
+    tracker = FaceTracker(half_life=0)
+    a, b = face(100, 100), face(300, 100)
+    tracker.update(frame([a, b], 0.0))
+    # the caller knows which track each face is (carried faces): no matching, even across a swap
+    c, d = face(300, 100), face(100, 100)
+    tracker.update(frame([c, d], 0.1), ids=[a.track_id, b.track_id])
+    assert (c.track_id, d.track_id) == (a.track_id, b.track_id)
+    tracker = FaceTracker(half_life=0)
+    tracker.update(frame([face(100, 100), face(300, 100)], 0.0))
+    tracker.rescale(0.5, 0.5)                    # frames now half the size: boxes follow
+    assert tracker.tracks[1].box.tolist() == [150.0, 50.0, 175.0, 75.0]
+    e = face(150, 50, size=25)
+    tracker.update(frame([e], 0.1))
+    assert e.track_id == 2

@@ -409,3 +409,32 @@ def test_upload_pauses_live_lists_faces_and_places_labels(browser, server, tmp_p
              "the stream to resume")
     assert browser.execute_script("return window.emolens.state.paused") is False
     browser.find_element("id", "stop").click()
+
+
+def test_annotated_video_plays_in_chromium(browser, tiny_model, tmp_path):
+    """`emolens video --out x.mp4` writes H.264 that a browser's <video> element decodes and plays."""
+    import emolens
+    from emolens.assets import face_frame
+    from emolens.vision.video import VideoWriter
+    from emolens.vision.video_job import process_video
+
+    clip = tmp_path / "clip.mp4"
+    with VideoWriter(clip, 15, 640, 480) as writer:
+        for i in range(30):
+            writer.write(face_frame(1, offset=(2 * i - 30, 0))[..., ::-1])
+    out = tmp_path / "annotated.mp4"
+    summary = process_video(emolens.Recognizer(model=str(tiny_model)), clip, out=out, progress=False)
+    assert summary.frames_read == 30 and summary.faces == 30
+    page = tmp_path / "player.html"
+    page.write_text(f'<!doctype html><video id="v" src="{out.name}" muted playsinline></video>')
+    browser.get(page.as_uri())
+    wait_for(browser, "document.getElementById('v').readyState >= 2 || document.getElementById('v').error", 30,
+             "the video to load")
+    state = browser.execute_script("const v = document.getElementById('v');"
+                                   "return {error: v.error && v.error.code, duration: v.duration,"
+                                   " width: v.videoWidth, height: v.videoHeight};")
+    assert state["error"] is None
+    assert state["duration"] == pytest.approx(2.0, abs=0.1)        # 30 frames at 15 fps: finite and positive
+    assert (state["width"], state["height"]) == (640, 480)
+    browser.execute_script("document.getElementById('v').play();")
+    wait_for(browser, "document.getElementById('v').currentTime > 0.2", 30, "the video to play")

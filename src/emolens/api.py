@@ -6,6 +6,8 @@
     >>> rec.predict_batch(["a.jpg", "b.png"]).to_pandas()
     >>> for frame in rec.predict_video("clip.mp4"):   # streamed; faces carry stable track ids
     ...     print(frame.frame_index, [(f.track_id, f.label) for f in frame.faces])
+    >>> for frame in rec.stream(camera_frames, fps=30, detect_every=5):   # any iterable of arrays
+    ...     cv2.imshow("emolens", frame.plot())
 
 Heavy modules (torch, ONNX Runtime, OpenCV) load when a Recognizer is built, not on import.
 """
@@ -25,7 +27,8 @@ class Recognizer:
     margin: border around each face crop, as a fraction of the face size.
     min_score: detector confidence threshold (default: the detector's own).
     max_side: the detector works on a copy at most this big (default 480 px; larger finds smaller
-        faces in big photos, 0 = full size; smaller is faster).
+        faces in big photos, 0 = full size; smaller is faster). ``emolens predict`` uses 960: on a
+        4000x3000 group photo it finds 13 of 24 faces where 480 finds none (docs/benchmarks-video.md).
     tta: test-time augmentation: ``flip`` (or True) also classifies the mirrored face and averages,
         about one point more accuracy for twice the classifier time; ``ten_crop`` averages ten views
         for ten times the time. Off by default here (None: follow the model spec, as `evaluate` does).
@@ -100,24 +103,47 @@ class Recognizer:
         loaded = [load_image(im, bgr=bgr) for im in images]
         return Results(self.pipeline.run([rgb for rgb, _ in loaded], [src for _, src in loaded]))
 
-    def predict_video(self, source, *, every: int = 1, half_life: float = 0.5) -> Iterator:
+    def tracker(self, *, detect_every: int | None = None, half_life: float = 0.5, patience: float | None = None):
+        """A :class:`~emolens.vision.streaming.StreamTracker` for one stream of frames, with this
+        recogniser's settings: ``tracker.update(frame, bgr=..., timestamp=...)`` gives each frame's
+        FrameResult with stable ``track_id`` per face.
+
+        ``detect_every``: run the face detector every N-th frame and carry the faces in between
+        (default :data:`~emolens.vision.streaming.DEFAULT_DETECT_EVERY`; 1: every frame);
+        ``half_life``: seconds of per-track probability smoothing (0: off); ``patience``: seconds
+        a face may vanish and come back with its id (default 1)."""
+        from .vision.streaming import DEFAULT_DETECT_EVERY, StreamTracker
+        from .vision.tracking import DEFAULT_PATIENCE
+
+        return StreamTracker(self.pipeline, detect_every=DEFAULT_DETECT_EVERY if detect_every is None else detect_every,
+                             half_life=half_life, patience=DEFAULT_PATIENCE if patience is None else patience,
+                             min_confidence=self.min_confidence)
+
+    def stream(self, frames: Iterable, *, bgr: bool = False, fps: float | None = None, detect_every: int | None = None,
+               half_life: float = 0.5, patience: float | None = None, source: str = "") -> Iterator:
+        """Tracked FrameResults of a stream of frames, one per frame, as they come.
+
+        ``frames``: numpy arrays (RGB, or BGR with ``bgr=True``), or the items of
+        :func:`emolens.vision.video.iter_video` (which carry their index and timestamp).
+        ``fps``: frame rate, for the timestamps that smoothing and ``patience`` count in (default:
+        the clock). Other options: see :meth:`tracker`."""
+        from .vision.video import VideoFrame
+
+        tracker = self.tracker(detect_every=detect_every, half_life=half_life, patience=patience)
+        for i, item in enumerate(frames):
+            if isinstance(item, VideoFrame):
+                yield tracker.update(item.bgr, bgr=True, index=item.index, timestamp=item.timestamp, source=source)
+            else:
+                yield tracker.update(item, bgr=bgr, index=i, timestamp=i / fps if fps else None, source=source)
+
+    def predict_video(self, source, *, every: int = 1, half_life: float = 0.5, detect_every: int | None = None,
+                      patience: float | None = None) -> Iterator:
         """Stream a video file frame by frame (never whole in memory): FrameResults with
         ``frame_index``, ``timestamp``, stable ``track_id`` per face and probabilities smoothed
-        per track with this ``half_life`` in seconds (0: raw). ``every``: process every N-th frame."""
-        from .vision.tracking import FaceTracker
+        per track with this ``half_life`` in seconds (0: raw). ``every``: process every N-th frame;
+        ``detect_every``, ``patience``: see :meth:`tracker`."""
         from .vision.video import iter_video
 
-        tracker = FaceTracker(half_life=half_life, min_confidence=self.min_confidence)
         with iter_video(source, every=every) as frames:
-            for item in frames:
-                yield self.track_frame(item.bgr, tracker, item.index, item.timestamp, str(source))
-
-    def track_frame(self, bgr, tracker, index: int | None = None, timestamp: float | None = None,
-                    source: str = ""):
-        """Recognise one BGR video frame and give its faces track ids with ``tracker``."""
-        from .vision.images import array_to_rgb
-
-        frame = self.pipeline.run([array_to_rgb(bgr, bgr=True)], [source])[0]
-        frame.frame_index, frame.timestamp = index, timestamp
-        tracker.min_confidence = self.min_confidence
-        return tracker.update(frame)
+            yield from self.stream(frames, detect_every=detect_every, half_life=half_life, patience=patience,
+                                   source=str(source))

@@ -45,18 +45,16 @@ log = logging.getLogger("emolens.serve.stream")
 STREAM_HALF_LIFE = 0.5
 
 
-def make_tracker(rec=None) -> Any:
-    """A fresh face tracker for one stream: stable ids and probabilities smoothed over time."""
-    from ..vision.tracking import FaceTracker
-
-    return FaceTracker(half_life=STREAM_HALF_LIFE)
+def make_tracker(rec) -> Any:
+    """A fresh tracker for one stream, made by the recogniser with its settings: stable ids,
+    probabilities smoothed over time, the detector run every few frames (the faces carried between)."""
+    return rec.tracker(half_life=STREAM_HALF_LIFE)
 
 
 def track_frame(rec, tracker, image):
-    """Recognise one frame and give its faces stable track ids (runs in an inference thread)."""
-    result = rec.predict(image)
-    tracker.min_confidence = getattr(rec, "min_confidence", None)   # smoothed labels keep the "uncertain" rule
-    return tracker.update(result, now=time.monotonic())
+    """Recognise one frame and give its faces stable track ids (runs in an inference thread, on
+    the pool's recogniser ``rec``, which has the same settings as the one that made ``tracker``)."""
+    return tracker.update(image, timestamp=time.monotonic(), pipeline=rec.pipeline)
 
 
 class _Stream:
@@ -120,7 +118,7 @@ class _Stream:
                 await self.send({"type": "error", "seq": seq, "code": e.code, "message": e.message})
                 continue
             if self.tracker is None:
-                self.tracker = make_tracker()
+                self.tracker = make_tracker(self.engine.recognizers[0])
             t0 = time.perf_counter()
             try:
                 result, queue_ms = await self.engine.run_timed(track_frame, self.tracker, image, bounded=False)

@@ -11,17 +11,31 @@ from ..errors import EmolensError
 #: Images read and classified together by ``emolens predict`` (all their faces in one batch).
 PREDICT_CHUNK = 16
 
+#: ``emolens predict``'s detection size: photos are often large with small faces. On a 4000x3000
+#: group photo (benchmarks/video.py, docs/benchmarks-video.md) 480 px found 0 of 24 faces, 960 px
+#: 13 for about 1.5x the detection time, 1280 px 16 for about 2.3x; videos keep 480, webcams 320.
+PHOTO_MAX_SIDE = 960
 
-def add_common(p) -> None:
+#: ``emolens webcam``'s detection size: a webcam's faces are close (80 px and more in 640x480), and
+#: at 320 px one core recognises a frame in 7.8 ms with the detector on every frame and 3.4 ms at the
+#: default --detect-every (21.3 and 5.3 ms at 480; docs/benchmarks-video.md). Faces under ~30 px are missed.
+WEBCAM_MAX_SIDE = 320
+
+
+def add_common(p, max_side: int | None = None) -> None:
+    from .detectors.base import DEFAULT_MAX_SIDE
+
+    max_side = DEFAULT_MAX_SIDE if max_side is None else max_side
     p.add_argument("--model", default="default", help="bundled model name, default, or a .safetensors path")
     p.add_argument("--detector", default=None, help="face detector (default retinaface; see `emolens detectors`)")
     p.add_argument("--backend", default="onnx", choices=["onnx", "torch"], help="classifier runtime (default onnx)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("--min-score", dest="min_score", type=float, default=None, help="detector confidence threshold")
     p.add_argument("--margin", type=float, default=None, help="border around each face crop, fraction of face size")
-    p.add_argument("--max-side", dest="max_side", type=int, default=None,
-                   help="detect on a copy at most this many pixels on its longer side (default 480: fast, finds "
-                        "faces down to ~20 px in a 640x480 frame; raise it, e.g. 960, or 0 for full size, for small faces in big photos)")
+    p.add_argument("--max-side", dest="max_side", type=int, default=max_side,
+                   help=f"detect on a copy at most this many pixels on its longer side (default {max_side}; 480 finds "
+                        "faces down to ~20 px in a 640x480 frame, 960 many more small faces in big photos for about "
+                        "1.5x the detection time; 0: full size)")
     p.add_argument("--min-confidence", dest="min_confidence", type=float, default=None, metavar="P",
                    help="label a face 'uncertain' when its top calibrated probability is below P (default: off)")
     p.add_argument("--raw", action="store_true", help="the network's own probabilities, without the model's stored "
@@ -49,31 +63,33 @@ def make_recognizer(args):
 # ---------------------------------------------------------------- predict
 
 def cmd_predict(args) -> int:
-    from .images import iter_image_files, read_image
+    from functools import partial
+
+    from .batch import run_jobs
+    from .images import iter_image_files
     from .results import Results
 
     quiet = args.quiet or "-" in (args.json, args.csv)        # stdout carries the JSON/CSV
-    rec = make_recognizer(args)
     files = list(iter_image_files(args.paths))
     if not files:
         raise EmolensError(f"no image files in {', '.join(args.paths)}")
+    workers = check_workers(args.workers)
+    rec = make_recognizer(args) if workers == 1 else None      # else each worker makes its own
+    size = min(PREDICT_CHUNK, -(-len(files) // workers))        # every worker gets a share
+    chunks = [files[i:i + size] for i in range(0, len(files), size)]
+    save_dir = Path(args.save_dir) if args.save_dir else None
     results, bad = Results(), []
-    for start in range(0, len(files), PREDICT_CHUNK):
-        chunk, images = [], []
-        for path, root in files[start:start + PREDICT_CHUNK]:
-            try:
-                images.append(read_image(path))
-                chunk.append((path, root))
-            except EmolensError as e:
-                bad.append((str(path), str(e)))
-                print(f"emolens: skipped {e}", file=sys.stderr)
-        frames = rec.pipeline.run(images, [str(p) for p, _ in chunk])
-        for (path, root), rgb, frame in zip(chunk, images, frames):
+    for frames, chunk_bad in run_jobs(partial(predict_chunk, save_dir=save_dir, top=args.top), chunks,
+                                      make_recognizer, worker_options(args, workers), workers,
+                                      sizes=[len(c) for c in chunks], unit="image", desc="predict",
+                                      progress=not args.no_progress, recognizer=rec):
+        for path, error in chunk_bad:
+            bad.append((path, error))
+            print(f"emolens: skipped {error}", file=sys.stderr)
+        for frame in frames:
             results.append(frame)
             if not quiet:
                 print_frame(frame, args.top)
-            if args.save_dir:
-                save_annotated(rgb, frame, path, root, Path(args.save_dir), args.top)
     write_outputs(results, bad, args)
     n_faces = len(results.faces)
     print(f"{len(results)} image(s), {n_faces} face(s)" + (f", {len(bad)} bad file(s) skipped:" if bad else ""),
@@ -83,6 +99,50 @@ def cmd_predict(args) -> int:
     if not results:
         raise EmolensError(f"none of the {len(files)} file(s) could be read as an image")
     return 0
+
+
+def predict_chunk(rec, chunk, save_dir: Path | None = None, top: int = 3):
+    """Read a few image files, recognise all their faces in one batch, save the annotated copies;
+    returns (FrameResults, [(file, error)] for files that are not images)."""
+    from .images import read_image
+
+    kept, images, bad = [], [], []
+    for path, root in chunk:
+        try:
+            images.append(read_image(path))
+            kept.append((path, root))
+        except EmolensError as e:
+            bad.append((str(path), str(e)))
+    frames = rec.predict_batch(images)              # all faces of the chunk in one batch
+    for frame, (path, _) in zip(frames, kept):
+        frame.source = str(path)
+    if save_dir is not None:
+        for (path, root), rgb, frame in zip(kept, images, frames):
+            save_annotated(rgb, frame, path, root, save_dir, top)
+    return frames, bad
+
+
+def check_tracking(args) -> None:
+    if args.detect_every < 1:
+        raise EmolensError(f"--detect-every must be at least 1, not {args.detect_every}")
+    if args.track_patience < 0:
+        raise EmolensError(f"--track-patience must be 0 seconds or more, not {args.track_patience}")
+
+
+def check_workers(workers: int) -> int:
+    if workers < 1:
+        raise EmolensError(f"--workers must be at least 1, not {workers}")
+    return workers
+
+
+def worker_options(args, workers: int):
+    """The recogniser options for worker processes: one thread each (the processes share the cores)."""
+    import argparse
+
+    options = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
+    if workers > 1:
+        options.threads = 1
+    return options
 
 
 def print_frame(frame, top: int) -> None:
@@ -135,28 +195,64 @@ def write_outputs(results, bad, args) -> None:
 # ---------------------------------------------------------------- video
 
 def cmd_video(args) -> int:
-    from .video_job import process_video
+    from functools import partial
 
-    csv_path = args.csv
-    if csv_path is None and args.out is None:
-        csv_path = f"{Path(args.input).stem}_timeline.csv"     # something to show for the run
+    from .batch import run_jobs
+
+    check_tracking(args)
+    inputs = [Path(p) for p in args.inputs]
+    several = len(inputs) > 1
+    jobs = [video_targets(src, args, several) for src in inputs]
+    workers = check_workers(args.workers)
+    rec = make_recognizer(args) if workers == 1 else None
+    options = worker_options(args, workers)
+    job = partial(video_job, every=args.every, half_life=args.smooth, detect_every=args.detect_every,
+                  patience=args.track_patience, progress=not args.no_progress and not several and workers == 1,
+                  encoder_threads=options.threads or 0)
+    summaries = run_jobs(job, jobs, make_recognizer, options, workers, unit="video",
+                         desc="videos", progress=several and not args.no_progress, recognizer=rec)
+    for s in summaries:
+        report_video(s)
+    return 0
+
+
+def video_targets(source: Path, args, several: bool) -> tuple[Path, Path | None, Path | None, Path | None]:
+    """(input, annotated video, CSV, plots folder) for one input; with several inputs ``--out`` and
+    ``--csv`` name folders, and each input gets ``STEM.mp4`` and ``STEM_timeline.csv`` there."""
+    out, csv_path = args.out, args.csv
+    if several:
+        out = Path(out) / f"{source.stem}.mp4" if out else None
+        csv_path = Path(csv_path) / f"{source.stem}_timeline.csv" if csv_path else None
+    if csv_path is None and out is None:
+        csv_path = f"{source.stem}_timeline.csv"     # something to show for the run
     plots_dir = None
     if not args.no_plots:
-        plots_dir = args.plots or (Path(csv_path).parent if csv_path else Path(args.out).parent)
-    rec = make_recognizer(args)
-    s = process_video(rec, args.input, out=args.out, csv_path=csv_path, plots_dir=plots_dir, every=args.every,
-                      half_life=args.smooth, progress=not args.no_progress)
+        plots_dir = args.plots or (Path(csv_path).parent if csv_path else Path(out).parent)
+    return source, out, csv_path, plots_dir
+
+
+def video_job(rec, targets, every: int = 1, half_life: float = 0.5, detect_every: int | None = None,
+              patience: float | None = None, progress: bool = True, encoder_threads: int = 0):
+    from .video_job import process_video
+
+    source, out, csv_path, plots_dir = targets
+    return process_video(rec, source, out=out, csv_path=csv_path, plots_dir=plots_dir, every=every,
+                         half_life=half_life, progress=progress, detect_every=detect_every, patience=patience,
+                         encoder_threads=encoder_threads)
+
+
+def report_video(s) -> None:
     if s.ended_early:
         print(f"emolens: warning: {s.source} ended after {s.frames_read} of the {s.expected_frames} frames its "
               "header announces (truncated file?); results cover the frames read", file=sys.stderr)
-    print(f"{s.frames_read} frames read, {s.frames_processed} processed, {s.faces} faces, {s.tracks} tracks, "
-          f"{s.seconds:.1f} s ({s.frames_processed / max(s.seconds, 1e-9):.1f} processed frames/s)")
-    for label, path in (("annotated video", s.video), ("timeline csv", s.csv)):
+    print(f"{s.source}: {s.frames_read} frames read, {s.frames_processed} processed, {s.faces} faces, "
+          f"{s.tracks} tracks, {s.seconds:.1f} s ({s.frames_processed / max(s.seconds, 1e-9):.1f} processed frames/s; "
+          f"faces detected on {s.detections} frames, followed on the others)")
+    for label, path in (("annotated video", s.video), ("timeline csv", s.csv), ("overview plot", s.overview)):
         if path:
             print(f"wrote {label}: {path}")
     for path in s.plots:
         print(f"wrote timeline plot: {path}")
-    return 0
 
 
 # ---------------------------------------------------------------- webcam
@@ -164,10 +260,12 @@ def cmd_video(args) -> int:
 def cmd_webcam(args) -> int:
     from .webcam import open_camera, parse_device, run_webcam
 
+    check_tracking(args)
     device = parse_device(args.device)
     open_camera(device).release()                  # fail fast, before loading the model
     rec = make_recognizer(args)
-    shown = run_webcam(rec, device, half_life=args.smooth, mirror=not args.no_mirror, max_frames=args.max_frames)
+    shown = run_webcam(rec, device, half_life=args.smooth, mirror=not args.no_mirror, max_frames=args.max_frames,
+                       detect_every=args.detect_every, patience=args.track_patience)
     print(f"{shown} frames shown")
     return 0
 
@@ -194,37 +292,64 @@ def cmd_detectors(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("predict", help="recognise expressions in images and folders (recursively)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
-    add_common(p)
+    add_common(p, max_side=PHOTO_MAX_SIDE)
     p.add_argument("--json", metavar="FILE", help="write all results as JSON (- for stdout)")
     p.add_argument("--csv", metavar="FILE", help="write one row per face as CSV (- for stdout)")
     p.add_argument("--save-dir", dest="save_dir", metavar="DIR", help="write annotated copies of the images here")
     p.add_argument("--top", type=int, default=3, help="probabilities shown per face (default 3)")
     p.add_argument("--quiet", "-q", action="store_true", help="no table on the terminal")
+    add_workers(p, "images")
     p.set_defaults(func=cmd_predict)
 
-    v = sub.add_parser("video", help="recognise and track faces in a video file (streamed)")
-    v.add_argument("input", metavar="IN", help="video file")
+    v = sub.add_parser("video", help="recognise and track faces in video files (streamed)")
+    v.add_argument("inputs", nargs="+", metavar="IN", help="video file(s)")
     add_common(v)
-    v.add_argument("--out", help="annotated video to write (.mp4 or .avi)")
-    v.add_argument("--csv", help="per-frame, per-face CSV (default IN_timeline.csv when --out is not given)")
+    v.add_argument("--out", help="annotated video to write: .mp4 (H.264, plays in browsers), .mov or .avi; "
+                   "with several inputs a folder (STEM.mp4 each)")
+    v.add_argument("--csv", help="per-frame, per-face CSV (default IN_timeline.csv when --out is not given); "
+                   "with several inputs a folder (STEM_timeline.csv each)")
     v.add_argument("--every", type=int, default=1, metavar="N", help="process every N-th frame (default 1)")
+    add_tracking(v)
     v.add_argument("--smooth", type=float, default=0.5, metavar="SECONDS",
                    help="half-life of the per-track probability smoothing (0: off; default 0.5)")
     v.add_argument("--plots", metavar="DIR", help="folder for the timeline PNGs (default: beside the CSV)")
     v.add_argument("--no-plots", dest="no_plots", action="store_true")
-    v.add_argument("--no-progress", dest="no_progress", action="store_true")
+    v.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bar")
+    add_workers(v, "videos")
     v.set_defaults(func=cmd_video)
 
     w = sub.add_parser("webcam", help="live window with faces and expressions")
     w.add_argument("--device", default="0", help="camera index, or a video path/URL (default 0)")
-    add_common(w)
+    add_common(w, max_side=WEBCAM_MAX_SIDE)
     w.add_argument("--smooth", type=float, default=0.3, metavar="SECONDS", help="smoothing half-life (default 0.3)")
     w.add_argument("--no-mirror", dest="no_mirror", action="store_true", help="do not flip the picture")
+    add_tracking(w)
     w.add_argument("--max-frames", dest="max_frames", type=int, default=0, help=argparse_suppress())
     w.set_defaults(func=cmd_webcam)
 
     d = sub.add_parser("detectors", help="list the face detectors and whether they are installed")
     d.set_defaults(func=cmd_detectors)
+
+
+def add_tracking(p) -> None:
+    from .streaming import DEFAULT_DETECT_EVERY
+    from .tracking import DEFAULT_PATIENCE
+
+    p.add_argument("--detect-every", dest="detect_every", type=int, default=DEFAULT_DETECT_EVERY, metavar="N",
+                   help="run the face detector every N-th processed frame and follow the faces in between "
+                        "(re-aligned and classified on every frame; the detector runs at once when a face is "
+                        f"lost, reaches the edge or its confidence drops); 1: every frame (default {DEFAULT_DETECT_EVERY})")
+    p.add_argument("--track-patience", dest="track_patience", type=float, default=DEFAULT_PATIENCE,
+                   metavar="SECONDS", help="how long a face may vanish and come back with its track id "
+                                           f"(default {DEFAULT_PATIENCE:g})")
+
+
+def add_workers(p, what: str) -> None:
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help=f"worker processes for the {what}, each with its own recogniser on one thread "
+                        "(results are the same as with 1; default 1)")
+    if what == "images":
+        p.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bar")
 
 
 def argparse_suppress():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-
+from pathlib import Path
 
 #: The label of a face whose top probability is below the caller's ``min_confidence``.
 UNCERTAIN = "uncertain"
@@ -76,6 +76,27 @@ class FrameResult:
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), **kwargs)
 
+    def plot(self, image=None, *, copy: bool = True, top_k: int = 3):
+        """The image with a box, label (and track id) and top probabilities drawn per face, as a
+        BGR uint8 array (OpenCV's order, ready for ``cv2.imshow``/``imwrite``).
+
+        ``image``: the picture these results are of, BGR (a video or webcam frame); default: the
+        file named by ``source``. ``copy=False`` draws on ``image`` itself."""
+        import numpy as np
+
+        from .draw import annotate
+
+        if image is None:
+            image = _read_source_bgr(self.source)
+        elif copy:
+            image = np.array(image, copy=True)
+        return annotate(image, self, top_k=top_k)
+
+    def save(self, path, image=None) -> Path:
+        """Write these results to ``path``: ``.json`` (:meth:`to_json`), ``.csv`` (one row per
+        face), or an image suffix (``.png``, ``.jpg``...: :meth:`plot`). Written atomically."""
+        return _save(path, lambda: self.to_json(indent=2) + "\n", lambda: [self], lambda: self.plot(image))
+
     def rows(self) -> list[dict]:
         """One flat row per face (for CSV and pandas)."""
         out = []
@@ -133,3 +154,50 @@ class Results(list):
 
     def to_csv(self, path) -> None:
         self.to_pandas().to_csv(path, index=False)
+
+    def plot(self, top_k: int = 3) -> list:
+        """Each image, read again from its ``source`` file, with its faces drawn (BGR arrays)."""
+        return [frame.plot(top_k=top_k) for frame in self]
+
+    def save(self, path) -> Path:
+        """Write all results to ``path``: ``.json`` or ``.csv`` (one row per face), atomically."""
+        return _save(path, lambda: self.to_json(indent=2) + "\n", lambda: self, None)
+
+
+def _read_source_bgr(source: str):
+    import cv2
+
+    from ..errors import EmolensError
+    from .images import read_image
+
+    if not source:
+        raise EmolensError("this result has no source file to draw on: give the image, e.g. plot(frame)")
+    return cv2.cvtColor(read_image(source), cv2.COLOR_RGB2BGR)
+
+
+def _save(path, text, frames, picture) -> Path:
+    """Write JSON text, a CSV table of ``frames``, or an annotated ``picture`` by ``path``'s suffix."""
+    from ..errors import EmolensError
+    from .video import atomic_path
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    with atomic_path(path) as tmp:
+        if suffix == ".json":
+            tmp.write_text(text())
+        elif suffix == ".csv":
+            rows = [row for frame in frames() for row in frame.rows()]
+            import pandas as pd
+
+            pd.DataFrame(rows, columns=_columns(rows)).to_csv(tmp, index=False)
+        elif picture is not None and suffix in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
+            import cv2
+
+            ok, data = cv2.imencode(suffix, picture())
+            if not ok:
+                raise EmolensError(f"{path}: cannot encode the annotated image")
+            tmp.write_bytes(data.tobytes())
+        else:
+            kinds = ".json, .csv" + (", or an image (.png, .jpg...)" if picture is not None else "")
+            raise EmolensError(f"{path}: cannot save results as {suffix or 'a file without suffix'}; use {kinds}")
+    return path

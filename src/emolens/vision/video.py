@@ -1,11 +1,15 @@
-"""Read videos frame by frame (never whole in memory) and write annotated ones, with OpenCV."""
+"""Read videos frame by frame (never whole in memory) and write annotated ones as H.264 MP4, both
+through PyAV (FFmpeg's libraries, libx264 included, ship inside its wheels), so that browsers play
+what we write; every output appears under its final name only once it is complete."""
 
 from __future__ import annotations
 
 import math
 import os
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -13,8 +17,10 @@ import numpy as np
 
 from .errors import VideoError
 
-#: Output container -> codec (FourCC) that OpenCV's bundled FFmpeg writes without extra libraries.
-WRITERS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
+#: Output suffix -> (container format, codec): H.264 in MP4/MOV plays in every browser; AVI gets
+#: Motion JPEG for old players.
+WRITERS = {".mp4": ("mp4", "libx264"), ".m4v": ("mp4", "libx264"), ".mov": ("mov", "libx264"),
+           ".avi": ("avi", "mjpeg")}
 
 
 @dataclass
@@ -34,10 +40,12 @@ class VideoFrame:
 
 
 class VideoReader:
-    """Frames of a video file (or camera URL) as BGR uint8 arrays, in order, one at a time."""
+    """Frames of a video file (or stream URL) as BGR uint8 arrays, in order, one at a time, decoded
+    by PyAV. Each frame keeps its own size: a video whose resolution changes mid-way (a stream
+    that adapts, concatenated clips) gives frames of the new size from then on."""
 
-    def __init__(self, path: str | Path):
-        import cv2
+    def __init__(self, path: str | Path, threads: int = 0):
+        import av
 
         self.path = str(path)
         if isinstance(path, Path) or not str(path).startswith(("rtsp:", "http:", "https:")):
@@ -48,18 +56,22 @@ class VideoReader:
                 raise VideoError(f"{p}: is a folder, not a video")
             if p.stat().st_size == 0:
                 raise VideoError(f"{p}: empty file (0 bytes)")
-        # FFmpeg's own log lines ("moov atom not found"...) would precede our one-line error; OpenCV
-        # reads this once, at its first capture. Set it to 16 (errors) or more to see them again.
-        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-        self.cap = cv2.VideoCapture(self.path)
-        if not self.cap.isOpened():
-            raise VideoError(f"{self.path}: cannot be opened as a video (not a video, damaged, or a codec "
-                             "OpenCV cannot decode)")
-        fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0)
+        try:
+            self.container = av.open(self.path, metadata_errors="ignore")
+        except (av.error.FFmpegError, UnicodeDecodeError) as e:
+            raise VideoError(f"{self.path}: cannot be opened as a video (not a video, or damaged: "
+                             f"{getattr(e, 'strerror', None) or e})") from None
+        if not self.container.streams.video:
+            self.container.close()
+            raise VideoError(f"{self.path}: has no video stream")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.stream.codec_context.thread_count = threads
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        fps = float(rate) if rate else 0.0
         self.info = VideoInfo(self.path, fps if math.isfinite(fps) and 0 < fps < 1000 else 0.0,
-                              max(int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0),
-                              int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
-                              int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0))
+                              max(int(self.stream.frames or 0), 0), int(self.stream.codec_context.width or 0),
+                              int(self.stream.codec_context.height or 0))
         self.frames_read = 0
 
     @property
@@ -69,29 +81,27 @@ class VideoReader:
         return expected > 0 and self.frames_read < expected - max(2, expected // 100)
 
     def frames(self, every: int = 1) -> Iterator[VideoFrame]:
-        """Every ``every``-th frame (0, N, 2N...); skipped frames are grabbed, not decoded to arrays."""
-        import cv2
+        """Every ``every``-th frame (0, N, 2N...); skipped frames are decoded but not converted."""
+        import av
 
         every = max(1, int(every))
         index = 0
-        while True:
-            if index % every:
-                if not self.cap.grab():
-                    break
-            else:
-                ok, bgr = self.cap.read()
-                if not ok or bgr is None:
-                    break
-                ts = index / self.info.fps if self.info.fps else self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-                self.frames_read = index + 1
-                yield VideoFrame(index, float(ts), bgr)
-            index += 1
-            self.frames_read = index
+        try:
+            for frame in self.container.decode(self.stream):
+                if index % every == 0:
+                    ts = index / self.info.fps if self.info.fps else float(frame.time or 0.0)
+                    bgr = frame.to_ndarray(format="bgr24")
+                    self.frames_read = index + 1
+                    yield VideoFrame(index, float(ts), bgr)
+                index += 1
+                self.frames_read = index
+        except av.error.FFmpegError:
+            pass                 # damaged or cut short: the frames read so far stand (see ended_early)
         if self.frames_read == 0:
             raise VideoError(f"{self.path}: no frame could be decoded (damaged file or unsupported codec)")
 
     def close(self) -> None:
-        self.cap.release()
+        self.container.close()
 
 
 @contextmanager
@@ -104,16 +114,99 @@ def iter_video(path, every: int = 1):
         reader.close()
 
 
-def open_writer(path: str | Path, fps: float, width: int, height: int):
-    """A cv2.VideoWriter for ``path`` (.mp4, .m4v, .mov or .avi)."""
-    import cv2
-
+@contextmanager
+def atomic_path(path: str | Path):
+    """``with atomic_path(p) as tmp: write(tmp)``: the file is written under a temporary name in the
+    same folder and renamed to ``p`` only when the block ends without an error (else removed), so a
+    run that is killed never leaves a half-written file under the final name."""
     path = Path(path)
-    codec = WRITERS.get(path.suffix.lower())
-    if codec is None:
-        raise VideoError(f"{path}: cannot write this kind of video; use one of {', '.join(sorted(WRITERS))}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps or 25.0, (width, height))
-    if not writer.isOpened():
-        raise VideoError(f"{path}: cannot open for writing ({codec} codec)")
-    return writer
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".part{path.suffix}")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class VideoWriter:
+    """Write BGR frames to ``path`` (.mp4/.m4v/.mov: H.264 yuv420p; .avi: Motion JPEG) via PyAV.
+
+    The file is encoded under a temporary name beside ``path`` and renamed by :meth:`close`;
+    :meth:`abort` (or an exception inside ``with``) drops it. Frames of another size than the
+    first are scaled to it (the output video has one size). ``threads``: encoder threads (0: auto).
+    """
+
+    def __init__(self, path: str | Path, fps: float, width: int, height: int, crf: int = 23,
+                 preset: str = "veryfast", threads: int = 0):
+        try:
+            import av
+        except ImportError as e:  # a base dependency; only a broken install lacks it
+            raise VideoError("writing videos needs PyAV: pip install av") from e
+        self.path = Path(path)
+        kind = WRITERS.get(self.path.suffix.lower())
+        if kind is None:
+            raise VideoError(f"{self.path}: cannot write this kind of video; use one of {', '.join(sorted(WRITERS))}")
+        fmt, codec = kind
+        self.size = (width - width % 2, height - height % 2)     # yuv420p needs even sides
+        self._atomic = atomic_path(self.path)
+        tmp = self._atomic.__enter__()
+        try:
+            options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
+            self.container = av.open(str(tmp), "w", format=fmt, options=options)
+            rate = Fraction(fps if fps and fps > 0 else 25.0).limit_denominator(1001)
+            self.stream = self.container.add_stream(codec, rate=rate)
+            self.stream.width, self.stream.height = self.size
+            self.stream.pix_fmt = "yuv420p" if codec == "libx264" else "yuvj420p"
+            self.stream.codec_context.thread_count = threads
+            if codec == "libx264":
+                self.stream.options = {"crf": str(crf), "preset": preset}
+        except Exception as e:
+            self._atomic.__exit__(type(e), e, None)
+            raise VideoError(f"{self.path}: cannot open for writing ({e})") from e
+        self.frames = 0
+
+    def write(self, bgr: np.ndarray) -> None:
+        import av
+        import cv2
+
+        if (bgr.shape[1], bgr.shape[0]) != self.size:
+            bgr = cv2.resize(bgr, self.size, interpolation=cv2.INTER_AREA)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr), format="bgr24")
+        self.container.mux(self.stream.encode(frame))
+        self.frames += 1
+
+    def close(self) -> Path:
+        """Flush the encoder, close the file and give it its final name."""
+        try:
+            self.container.mux(self.stream.encode(None))
+            self.container.close()
+        except Exception as e:
+            self._atomic.__exit__(type(e), e, None)
+            raise
+        self._atomic.__exit__(None, None, None)
+        return self.path
+
+    def abort(self) -> None:
+        """Close and delete the temporary file; ``path`` is left as it was."""
+        try:
+            self.container.close()
+        finally:
+            self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def open_writer(path: str | Path, fps: float, width: int, height: int, **options) -> VideoWriter:
+    """A :class:`VideoWriter` for ``path`` (.mp4, .m4v, .mov or .avi)."""
+    return VideoWriter(path, fps, width, height, **options)

@@ -54,29 +54,37 @@ def open_camera(device):
     return cap
 
 
-def run_webcam(recognizer, device=0, half_life: float = 0.3, mirror: bool = True, max_frames: int = 0) -> int:
-    """Show the live view until q or Esc is pressed or the window is closed; returns frames shown."""
+def camera_frames(cap, device, mirror: bool = True, max_frames: int = 0):
+    """BGR pictures from an opened camera until it stops (or ``max_frames``), mirrored if asked."""
     import cv2
 
-    from .draw import annotate
-    from .tracking import FaceTracker
+    shown = 0
+    while not max_frames or shown < max_frames:
+        ok, bgr = cap.read()
+        if not ok or bgr is None:
+            if shown == 0:
+                raise DeviceError(f"camera {device} gave no picture")
+            return
+        yield cv2.flip(bgr, 1) if mirror else bgr
+        shown += 1
+
+
+def run_webcam(recognizer, device=0, half_life: float = 0.3, mirror: bool = True, max_frames: int = 0,
+               detect_every: int | None = None, patience: float | None = None) -> int:
+    """Show the live view until q or Esc is pressed or the window is closed; returns frames shown.
+    ``detect_every``, ``patience``: see :meth:`emolens.Recognizer.tracker`."""
+    import cv2
 
     cap = open_camera(device)
-    tracker = FaceTracker(half_life=half_life)
     title = "emolens (q to quit)"
     shown, started = 0, time.monotonic()
     try:
         cv2.namedWindow(title, cv2.WINDOW_NORMAL)
-        while not max_frames or shown < max_frames:
-            ok, bgr = cap.read()
-            if not ok or bgr is None:
-                if shown == 0:
-                    raise DeviceError(f"camera {device} gave no picture")
-                break
-            if mirror:
-                bgr = cv2.flip(bgr, 1)
-            frame = recognizer.track_frame(bgr, tracker, shown, time.monotonic() - started, f"webcam:{device}")
-            annotate(bgr, frame)
+        tracker = recognizer.tracker(detect_every=detect_every, half_life=half_life, patience=patience)
+        for bgr in camera_frames(cap, device, mirror, max_frames):
+            frame = tracker.update(bgr, bgr=True, index=shown, timestamp=time.monotonic() - started,
+                                   source=f"webcam:{device}")
+            bgr = frame.plot(bgr, copy=False)
             fps = shown / max(time.monotonic() - started, 1e-6)
             cv2.putText(bgr, f"{fps:.1f} fps", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
             cv2.imshow(title, bgr)
