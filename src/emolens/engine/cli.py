@@ -13,6 +13,7 @@ TRAIN_FLAGS = (
     "ferplus", "classes", "train_split", "val_split", "model", "epochs", "batch_size", "optimizer", "lr",
     "weight_decay", "momentum", "schedule", "label_smoothing", "soft_label_weight", "teacher", "balance", "early_stopping",
     "seed", "precision", "threads", "out", "name", "accelerator", "devices", "strategy", "num_nodes",
+    "exclude", "exclude_reasons",
 )
 
 
@@ -184,6 +185,10 @@ def register(sub) -> None:
     t.add_argument("--classes", help="class subset: basic5, ferplus, fer2013 or a comma list")
     t.add_argument("--train-split", dest="train_split")
     t.add_argument("--val-split", dest="val_split")
+    t.add_argument("--exclude", metavar="FILE", help="leave out the training rows this file names (row_id or path "
+                   "column: `emolens data audit`'s flagged.csv); the validation split is not changed")
+    t.add_argument("--exclude-reasons", dest="exclude_reasons", metavar="LIST",
+                   help="with --exclude: only rows flagged for these reasons, e.g. exact_duplicate,no_face (default: all)")
     t.add_argument("--model", help="registered architecture (see `emolens models`)")
     t.add_argument("--model-option", action="append", metavar="KEY=VALUE", help="architecture option, repeatable")
     t.add_argument("--epochs", type=int)

@@ -56,6 +56,8 @@ class TrainConfig:
     classes: str | None = None                      # class set name or comma list; default: the data's
     train_split: str | None = None                  # default: Training / train
     val_split: str | None = None                    # default: PublicTest / val / test
+    exclude: str | None = None                      # `emolens data audit` flagged.csv: training rows left out
+    exclude_reasons: str | None = None              # with exclude: only rows flagged for these reasons (comma list)
     model: str = "vgg_fer"
     model_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 60

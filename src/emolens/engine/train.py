@@ -50,6 +50,12 @@ def prepare_data(cfg: TrainConfig) -> tuple[FaceDataset, FaceDataset]:
     ds = load_dataset(cfg.data, ferplus=cfg.ferplus, classes=cfg.classes, fer2013_label_weight=cfg.fer2013_label_weight)
     train = ds.split(cfg.train_split, "train")
     val = ds.split(cfg.val_split, "val")
+    if cfg.exclude:
+        from ..data.exclude import apply_exclusions
+
+        raw = load_dataset(cfg.data) if cfg.ferplus or cfg.classes else None   # ids FER+ or --classes dropped
+        train, n = apply_exclusions(train, ds, cfg.exclude, cfg.exclude_reasons, raw=raw)
+        print(f"excluded {n} training rows flagged in {cfg.exclude}")
     if len(train) == 0 or len(val) == 0:
         raise EmolensError("the train or validation split is empty")
     return train, val
