@@ -18,7 +18,7 @@ from emolens.data.audit import (CROSS, EXACT, LABEL_ISSUE, NEAR, NO_FACE, find_l
                                 out_of_fold_probabilities, run_audit)
 from emolens.data.dataset import FaceDataset
 from emolens.data.exclude import apply_exclusions
-from emolens.data.phash import DEFAULT_MAX_DISTANCE, perceptual_hashes
+from emolens.data.phash import DEFAULT_MAX_DISTANCE, _popcount, perceptual_hashes
 from emolens.errors import DataError
 
 
@@ -39,7 +39,7 @@ def face_crops() -> np.ndarray:
     crops += [c[:, ::-1].copy() for c in crops]
     faces = np.stack(crops)
     h = perceptual_hashes(faces)
-    dist = np.bitwise_count(h[:, None] ^ h[None, :])
+    dist = _popcount(h[:, None] ^ h[None, :])
     assert dist[~np.eye(len(h), dtype=bool)].min() > DEFAULT_MAX_DISTANCE   # the fixture is what it claims
     return faces
 

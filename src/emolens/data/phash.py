@@ -44,13 +44,23 @@ def perceptual_hashes(images: np.ndarray, progress: bool = False) -> np.ndarray:
     return out
 
 
+_BYTE_BITS = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits per uint64 (numpy >= 2 has np.bitwise_count; older ones count by byte table)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(x)
+    return _BYTE_BITS[x.view(np.uint8)].reshape(*x.shape, 8).sum(axis=-1)
+
+
 def duplicate_pairs(images: np.ndarray, hashes: np.ndarray, max_distance: int = DEFAULT_MAX_DISTANCE) -> list[DuplicatePair]:
     """Every pair of rows whose pHashes lie within ``max_distance`` bits, marked exact when the pixels match."""
     pairs: list[DuplicatePair] = []
     n = len(hashes)
     for start in range(0, n, BLOCK):
         block = hashes[start:start + BLOCK]
-        dist = np.bitwise_count(block[:, None] ^ hashes[None, :])
+        dist = _popcount(block[:, None] ^ hashes[None, :])
         rows, cols = np.nonzero(dist <= max_distance)
         rows = rows + start
         upper = cols > rows
