@@ -261,6 +261,9 @@ def run_audit(ds: FaceDataset, checks: Sequence[str] = CHECKS, *, max_distance: 
             rows = np.array([position[int(r)] for r in label_ds.row_ids])
         with timed(report.seconds, "features"):
             features = features_of(audited.images)
+        if progress:
+            print(f"audit: {folds}-fold out-of-fold probabilities ({len(audited)} rows, {features.shape[1]} "
+                  "features)...", file=sys.stderr, flush=True)
         with timed(report.seconds, "out-of-fold probabilities"):
             probs = out_of_fold_probabilities(features, audited.labels, folds, seed)
         with timed(report.seconds, "cleanlab"):
@@ -328,7 +331,7 @@ def contact_sheet_png(report: AuditReport, reason: str, cap: int = SHEET_CAP) ->
             bottom = f"{f.label} / {ds.class_names[ds.labels[f.pair]]}  d={f.score:g}"
         else:
             top = f"{short(f.row)} {ds.splits[f.row][:5]}"
-            bottom = f"{f.label}>{f.suggested} {f.score:.2f}" if f.suggested else f"{f.label} {f.score:.2f}"
+            bottom = f"{f.label}>{f.suggested} {f.score:.3f}" if f.suggested else f"{f.label} {f.score:.3f}"
         for line, text in enumerate((top, bottom)):
             cv2.putText(sheet, text, (x + 1, y + TILE + 11 + 12 * line), cv2.FONT_HERSHEY_SIMPLEX, 0.3, 0, 1, cv2.LINE_AA)
     ok, png = cv2.imencode(".png", sheet)

@@ -61,7 +61,7 @@ def cmd_audit(args) -> int:
         raise EmolensError("--ferplus-labels needs --ferplus VOTES")
     if "labels" in checks:
         options["features_of"] = _feature_extractor(args.features or ("fer2013" if label_ds else "ferplus"),
-                                                    args.threads)
+                                                    args.threads, not args.no_progress)
     report = run_audit(ds, checks, max_distance=args.max_distance, label_ds=label_ds, votes=votes, folds=args.folds,
                        seed=args.seed, progress=not args.no_progress, **options)
     atomic_write_bytes(out / "flagged.csv", findings_csv(report))
@@ -79,9 +79,14 @@ def cmd_audit(args) -> int:
     return 0
 
 
-def _feature_extractor(model: str, threads: int | None):
-    """uint8 faces -> the penultimate-layer features of a bundled (or given) network, frozen."""
+def _feature_extractor(model: str, threads: int | None, progress: bool):
+    """uint8 faces -> the penultimate-layer features of a bundled (or given) network, frozen; in
+    chunks, with rate and ETA."""
+    import sys
+
+    import numpy as np
     import torch
+    from tqdm import tqdm
 
     from ..engine.head import penultimate_features
     from ..models.weights import load_model
@@ -90,7 +95,18 @@ def _feature_extractor(model: str, threads: int | None):
     if threads:
         torch.set_num_threads(threads)
     net, spec = load_model(resolve_weights(model))
-    return lambda faces: penultimate_features(net, spec, faces)
+
+    def features_of(faces):
+        bar = tqdm(total=len(faces), desc=f"audit: {spec.name} features", unit="face", disable=not progress,
+                   file=sys.stderr, mininterval=2)
+        parts = []
+        for start in range(0, len(faces), 2048):
+            parts.append(penultimate_features(net, spec, faces[start:start + 2048]))
+            bar.update(len(parts[-1]))
+        bar.close()
+        return np.concatenate(parts)
+
+    return features_of
 
 
 def register_audit(data) -> None:

@@ -1,0 +1,52 @@
+"""How often do an audit's FER-2013 findings agree with the FER+ crowd (an independent relabelling)?
+
+    python scripts/audit_vs_ferplus.py AUDIT/flagged.csv ../shared/data/fer2013/fer2013.csv.gz ../shared/data/fer2013/fer2013new.csv
+
+For the rows flagged ``label_issue`` and for the rows not flagged at all it prints the share whose FER+
+majority vote (over the 7 FER-2013 classes; rows whose top vote is contempt, unknown or NF left out)
+differs from the FER-2013 label, and how often the audit's suggested class is the FER+ majority; for
+``no_face`` rows, the share with at least one NF vote and with NF as the top vote.
+"""
+
+import argparse
+
+import numpy as np
+import pandas as pd
+
+from emolens.classes import FER2013_CLASSES, FERPLUS_VOTE_COLUMNS
+from emolens.data import load_dataset
+from emolens.data.ferplus import read_votes
+
+p = argparse.ArgumentParser()
+p.add_argument("flagged")
+p.add_argument("fer2013")
+p.add_argument("votes")
+args = p.parse_args()
+
+ds = load_dataset(args.fer2013)
+votes = read_votes(args.votes)
+flagged = pd.read_csv(args.flagged)
+top = votes.argmax(axis=1)
+top_name = np.array(FERPLUS_VOTE_COLUMNS)[top]
+to7 = {"neutral": "neutral", "happiness": "happy", "surprise": "surprise", "sadness": "sad", "anger": "angry",
+       "disgust": "disgust", "fear": "fear"}
+ferplus7 = np.array([to7.get(n, "") for n in top_name])
+given = np.array(FER2013_CLASSES)[ds.labels]
+comparable = ferplus7 != ""
+
+issues = flagged[flagged.reason == "label_issue"]
+rows = issues.row_id.to_numpy()
+unflagged = np.setdiff1d(np.arange(len(ds)), flagged.row_id.to_numpy())
+for name, idx in (("label_issue", rows), ("not flagged", unflagged)):
+    idx = idx[comparable[idx]]
+    print(f"{name}: {len(idx)} rows with a 7-class FER+ majority; FER+ majority != FER-2013 label: "
+          f"{(ferplus7[idx] != given[idx]).mean():.1%}")
+sugg = issues.set_index("row_id").suggested
+idx = rows[comparable[rows]]
+print(f"label_issue: suggested class == FER+ majority: {(sugg.loc[idx].to_numpy() == ferplus7[idx]).mean():.1%}; "
+      f"FER-2013 label == FER+ majority: {(given[idx] == ferplus7[idx]).mean():.1%}")
+nf = FERPLUS_VOTE_COLUMNS.index("NF")
+for reason in ("no_face", "exact_duplicate"):
+    r = flagged[flagged.reason == reason].row_id.to_numpy()
+    print(f"{reason}: {len(r)} rows; >= 1 NF vote: {(votes[r, nf] > 0).mean():.1%}; NF top vote: {(top[r] == nf).mean():.1%}")
+print(f"all rows: >= 1 NF vote: {(votes[:, nf] > 0).mean():.1%}; NF top vote: {(top == nf).mean():.1%}")
