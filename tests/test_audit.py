@@ -153,23 +153,32 @@ def test_train_exclusions_drop_exactly_the_flagged_training_rows(tmp_path):
         apply_exclusions(train, ds, flagged)
 
 
-def test_train_cli_exclude_drops_rows_and_rejects_unknown_ids(tmp_path, capsys):
-    from conftest import TINY_OPTIONS, synthetic_faces
+def test_train_exclude_flags_reach_the_training_data(tmp_path, capsys):
+    """--exclude / --exclude-reasons become config keys, and prepare_data (what `emolens train` trains on)
+    drops exactly the flagged training rows; an unknown id stops `emolens train` with one line."""
+    from conftest import synthetic_faces
+
+    from emolens.cli import build_parser
+    from emolens.engine.cli import build_train_config
+    from emolens.engine.train import prepare_data
 
     images, labels = synthetic_faces(40)
     data = write_fer_csv(tmp_path / "fer.csv", images, labels, ["Training"] * 30 + ["PublicTest"] * 10)
     flagged = tmp_path / "flagged.csv"
     flagged.write_text("row_id,reason\n0,no_face\n1,label_issue\n35,cross_split_duplicate\n")
-    common = ["train", "--data", str(data), "--model", "vgg_fer", "--epochs", "1", "--batch-size", "16",
-              "--threads", "1", "--precision", "32", "--out", str(tmp_path / "runs"), "--no-progress",
-              "--exclude", str(flagged)]
-    for k, v in TINY_OPTIONS.items():
-        common += ["--model-option", f"{k}={v}"]
-    assert main(common + ["--name", "ok"]) == 0
-    printed = capsys.readouterr().out
-    assert "excluded 2 training rows" in printed and "train 28 rows, validation 10 rows" in printed
+    argv = ["train", "--data", str(data), "--exclude", str(flagged), "--out", str(tmp_path / "runs")]
+    cfg = build_train_config(build_parser().parse_args(argv))
+    assert (cfg.exclude, cfg.exclude_reasons) == (str(flagged), None)
+    train, val = prepare_data(cfg)
+    assert train.row_ids.tolist() == list(range(2, 30)) and val.row_ids.tolist() == list(range(30, 40))
+    assert "excluded 2 training rows" in capsys.readouterr().out
+    cfg = build_train_config(build_parser().parse_args(argv + ["--exclude-reasons", "label_issue"]))
+    assert prepare_data(cfg)[0].row_ids.tolist() == [0] + list(range(2, 30))
+
     flagged.write_text("row_id,reason\n0,no_face\n40,no_face\n")
-    assert main(common + ["--name", "bad"]) == 2
+    assert main(argv + ["--name", "bad", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("emolens: error: ") and "flagged.csv: line 3: row_id 40 is not a row of" in err
     assert "\n" not in err
+    assert main(argv + ["--exclude-reasons", "typo"]) == 2
+    assert "unknown exclusion reason(s) typo" in capsys.readouterr().err
