@@ -101,6 +101,28 @@ def test_audit_cli_finds_duplicates_and_non_faces(audit_folder, tmp_path, capsys
     assert f"  {NO_FACE:<22}      2" in printed
 
 
+def test_audit_of_a_fer_csv_names_rows_by_position_with_ferplus_nf(tmp_path, capsys):
+    from conftest import synthetic_faces
+
+    images, labels = synthetic_faces(6)
+    images[4] = images[1]                                     # a Training face again in PublicTest
+    data = write_fer_csv(tmp_path / "fer2013.csv", images, labels, ["Training"] * 4 + ["PublicTest"] * 2)
+    votes = tmp_path / "fer2013new.csv"
+    votes.write_text("Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
+                     + "".join(f"Training,{i},{10 - 8 * (i == 2)},0,0,0,0,0,0,0,0,{8 * (i == 2)}\n" for i in range(6)))
+    out = tmp_path / "out"
+    assert main(["data", "audit", str(data), "--ferplus", str(votes), "--checks", "duplicates", "--out", str(out),
+                 "--no-progress"]) == 0
+    rows = [(r["row_id"], r["split"], r["reason"], r["score"], r["pair"], r["pair_split"]) for r in _rows(out / "flagged.csv")]
+    assert rows == [("1", "Training", CROSS, "0.0", "4", "PublicTest"), ("2", "Training", "ferplus_nf", "0.8", "", "")]
+    assert (out / "sheet_ferplus_nf.png").exists() and not (out / f"sheet_{NO_FACE}.png").exists()
+    capsys.readouterr()
+    assert main(["data", "audit", str(data), "--ferplus-labels", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == "emolens: error: --ferplus-labels needs --ferplus VOTES\n"
+    assert main(["data", "audit", str(tmp_path / "missing.csv"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
 def test_label_issues_flags_the_flipped_labels():
     """Three separable classes in 2-D; four labels flipped: cleanlab on out-of-fold probabilities flags them."""
     rng = np.random.default_rng(0)
