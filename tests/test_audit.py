@@ -120,7 +120,9 @@ def test_audit_of_a_fer_csv_names_rows_by_position_with_ferplus_nf(tmp_path, cap
     assert main(["data", "audit", str(data), "--ferplus-labels", "--out", str(out)]) == 2
     assert capsys.readouterr().err == "emolens: error: --ferplus-labels needs --ferplus VOTES\n"
     assert main(["data", "audit", str(tmp_path / "missing.csv"), "--out", str(out)]) == 2
-    assert capsys.readouterr().err.count("\n") == 1
+    assert capsys.readouterr().err == f"emolens: error: {tmp_path / 'missing.csv'}: no such file or folder\n"
+    assert main(["data", "audit", str(data), "--checks", "dups", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("emolens: error: unknown audit check(s) dups; choose from duplicates")
 
 
 def test_label_issues_flags_the_flipped_labels():

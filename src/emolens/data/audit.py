@@ -225,6 +225,15 @@ def timed(seconds: dict[str, float], step: str):
 CHECKS = ("duplicates", "faces", "labels")
 
 
+def parse_checks(checks: str | Sequence[str]) -> list[str]:
+    """``"duplicates,faces"`` -> a checked list of :data:`CHECKS`."""
+    wanted = [c.strip() for c in checks.split(",") if c.strip()] if isinstance(checks, str) else list(checks)
+    unknown = sorted(set(wanted) - set(CHECKS))
+    if unknown or not wanted:
+        raise DataError(f"unknown audit check(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(CHECKS)}")
+    return wanted
+
+
 def run_audit(ds: FaceDataset, checks: Sequence[str] = CHECKS, *, max_distance: int = 4, detector=None,
               threshold: float = 0.5, detect_side: int = DETECT_SIDE, features_of=None,
               label_ds: FaceDataset | None = None, votes: np.ndarray | None = None, folds: int = 5, seed: int = 0,
@@ -236,9 +245,9 @@ def run_audit(ds: FaceDataset, checks: Sequence[str] = CHECKS, *, max_distance: 
     they are not ``ds``'s own (FER+ majority labels: a subset of ``ds``'s rows, matched by row id).
     ``votes``: FER+ vote counts, adds ``ferplus_nf``.
     """
-    unknown = sorted(set(checks) - set(CHECKS))
-    if unknown:
-        raise DataError(f"unknown audit check(s) {', '.join(unknown)}; choose from {', '.join(CHECKS)}")
+    checks = parse_checks(checks)
+    if "faces" in checks and detector is None or "labels" in checks and features_of is None:
+        raise ValueError("run_audit: the faces check needs a detector, the labels check a features_of function")
     report = AuditReport(ds)
     if "duplicates" in checks:
         report.checked += list(DUPLICATE_REASONS)

@@ -39,9 +39,9 @@ def cmd_audit(args) -> int:
     """Load the data set, wire in the face detector and the feature network, run the audit, write its files."""
     from ..models.weights import atomic_write_bytes
     from . import load_dataset
-    from .audit import REASONS, contact_sheet_png, findings_csv, format_counts, run_audit
+    from .audit import REASONS, contact_sheet_png, findings_csv, format_counts, parse_checks, run_audit
 
-    checks = [c.strip() for c in args.checks.split(",") if c.strip()]
+    checks = parse_checks(args.checks)
     out = Path(args.out)
     ds = load_dataset(args.path, strict=args.strict)
     options: dict = {}
