@@ -152,10 +152,16 @@ def test_run_audit_label_check_maps_rows_through_the_feature_function():
     noisy[7] = 1
     ds = FaceDataset(images, noisy, np.array(["Training"] * 60), ("happy", "sad"), source="synthetic",
                      row_ids=np.arange(100, 160))
-    report = run_audit(ds, ["labels"], features_of=lambda faces: np.stack(
-        [faces[:, :, :4].mean(axis=(1, 2)), faces[:, :, 4:].mean(axis=(1, 2))], axis=1))
+    def half_means(faces):
+        return np.stack([faces[:, :, :4].mean(axis=(1, 2)), faces[:, :, 4:].mean(axis=(1, 2))], axis=1)
+
+    report = run_audit(ds, ["labels"], features_of=half_means)
     assert [(f.row, f.label, f.suggested) for f in report.findings] == [(7, "sad", "happy")]
     assert report.counts()[LABEL_ISSUE] == 1
+    # Labels from another reading of a subset of the rows (as FER+ keeps a subset): findings name ds's rows.
+    subset = ds.select(np.arange(60) != 2)
+    report = run_audit(ds, ["labels"], features_of=half_means, label_ds=subset)
+    assert [(f.row, ds.row_ids[f.row]) for f in report.findings] == [(7, 107)]
 
 
 def test_train_exclusions_drop_exactly_the_flagged_training_rows(tmp_path):
