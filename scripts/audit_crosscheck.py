@@ -1,11 +1,12 @@
-"""How often do an audit's FER-2013 findings agree with the FER+ crowd (an independent relabelling)?
+"""Cross-checks of an audit of FER-2013: agreement with the FER+ crowd, and the cross-split leak.
 
-    python scripts/audit_vs_ferplus.py AUDIT/flagged.csv ../shared/data/fer2013/fer2013.csv.gz ../shared/data/fer2013/fer2013new.csv
+    python scripts/audit_crosscheck.py AUDIT/flagged.csv ../shared/data/fer2013/fer2013.csv.gz ../shared/data/fer2013/fer2013new.csv [--model fer2013]
 
 For the rows flagged ``label_issue`` and for the rows not flagged at all it prints the share whose FER+
 majority vote (over the 7 FER-2013 classes; rows whose top vote is contempt, unknown or NF left out)
 differs from the FER-2013 label, and how often the audit's suggested class is the FER+ majority; for
-``no_face`` rows, the share with at least one NF vote and with NF as the top vote.
+``no_face`` rows, the share with at least one NF vote and with NF as the top vote. With ``--model``:
+that model's PublicTest accuracy (one pass) on the faces that have a Training twin and on the others.
 """
 
 import argparse
@@ -21,6 +22,7 @@ p = argparse.ArgumentParser()
 p.add_argument("flagged")
 p.add_argument("fer2013")
 p.add_argument("votes")
+p.add_argument("--model", help="also: this model's PublicTest accuracy with and without a Training twin")
 args = p.parse_args()
 
 ds = load_dataset(args.fer2013)
@@ -50,3 +52,13 @@ for reason in ("no_face", "exact_duplicate"):
     r = flagged[flagged.reason == reason].row_id.to_numpy()
     print(f"{reason}: {len(r)} rows; >= 1 NF vote: {(votes[r, nf] > 0).mean():.1%}; NF top vote: {(top[r] == nf).mean():.1%}")
 print(f"all rows: >= 1 NF vote: {(votes[:, nf] > 0).mean():.1%}; NF top vote: {(top == nf).mean():.1%}")
+
+if args.model:
+    from emolens.runtime.classifier import load_classifier
+
+    val = ds.split("PublicTest")
+    cross = flagged[flagged.reason == "cross_split_duplicate"]
+    twin = np.isin(val.row_ids, cross.pair.dropna().astype(int).to_numpy())
+    right = load_classifier(args.model).predict_proba(val.images, tta="none").argmax(axis=1) == val.labels
+    print(f"{args.model} on PublicTest, one pass: all {right.mean():.2%} (n={len(val)}); with a Training twin "
+          f"{right[twin].mean():.2%} (n={twin.sum()}); without {right[~twin].mean():.2%} (n={(~twin).sum()})")
