@@ -1,6 +1,6 @@
 """Cross-checks of an audit of FER-2013: agreement with the FER+ crowd, and the cross-split leak.
 
-    python scripts/audit_crosscheck.py AUDIT/flagged.csv ../shared/data/fer2013/fer2013.csv.gz ../shared/data/fer2013/fer2013new.csv [--model fer2013]
+    python scripts/audit_crosscheck.py AUDIT/flagged.csv ../shared/data/fer2013/fer2013.csv.gz ../shared/data/fer2013/fer2013new.csv [--model fer2013 RUN/model/RUN.safetensors ...]
 
 For the rows flagged ``label_issue`` and for the rows not flagged at all it prints the share whose FER+
 majority vote (over the 7 FER-2013 classes; rows whose top vote is contempt, unknown or NF left out)
@@ -22,7 +22,7 @@ p = argparse.ArgumentParser()
 p.add_argument("flagged")
 p.add_argument("fer2013")
 p.add_argument("votes")
-p.add_argument("--model", help="also: this model's PublicTest accuracy with and without a Training twin")
+p.add_argument("--model", nargs="+", help="also: these models' PublicTest accuracy with and without a Training twin")
 args = p.parse_args()
 
 ds = load_dataset(args.fer2013)
@@ -59,6 +59,7 @@ if args.model:
     val = ds.split("PublicTest")
     cross = flagged[flagged.reason == "cross_split_duplicate"]
     twin = np.isin(val.row_ids, cross.pair.dropna().astype(int).to_numpy())
-    right = load_classifier(args.model).predict_proba(val.images, tta="none").argmax(axis=1) == val.labels
-    print(f"{args.model} on PublicTest, one pass: all {right.mean():.2%} (n={len(val)}); with a Training twin "
-          f"{right[twin].mean():.2%} (n={twin.sum()}); without {right[~twin].mean():.2%} (n={(~twin).sum()})")
+    for model in args.model:
+        right = load_classifier(model).predict_proba(val.images, tta="none").argmax(axis=1) == val.labels
+        print(f"{model} on PublicTest, one pass: all {right.mean():.2%} (n={len(val)}); with a Training twin "
+              f"{right[twin].mean():.2%} (n={twin.sum()}); without {right[~twin].mean():.2%} (n={(~twin).sum()})")
