@@ -6,7 +6,8 @@ For the rows flagged ``label_issue`` and for the rows not flagged at all it prin
 majority vote (over the 7 FER-2013 classes; rows whose top vote is contempt, unknown or NF left out)
 differs from the FER-2013 label, and how often the audit's suggested class is the FER+ majority; for
 ``no_face`` rows, the share with at least one NF vote and with NF as the top vote. With ``--model``:
-that model's PublicTest accuracy (one pass) on the faces that have a Training twin and on the others.
+each model's PublicTest accuracy (one pass) on the faces that have a Training twin (pHash within the
+audit's default distance) and on the others.
 """
 
 import argparse
@@ -56,9 +57,13 @@ print(f"all rows: >= 1 NF vote: {(votes[:, nf] > 0).mean():.1%}; NF top vote: {(
 if args.model:
     from emolens.runtime.classifier import load_classifier
 
+    from emolens.data.phash import DEFAULT_MAX_DISTANCE, duplicate_pairs, perceptual_hashes
+
+    # Every PublicTest face with a Training twin (flagged.csv names only each Training row's nearest twin).
+    pairs = duplicate_pairs(ds.images, perceptual_hashes(ds.images), DEFAULT_MAX_DISTANCE)
+    twins = {i for p in pairs for i in (p.first, p.second) if ds.splits[p.first] != ds.splits[p.second]}
     val = ds.split("PublicTest")
-    cross = flagged[flagged.reason == "cross_split_duplicate"]
-    twin = np.isin(val.row_ids, cross.pair.dropna().astype(int).to_numpy())
+    twin = np.isin(val.row_ids, [i for i in twins if ds.splits[i] == "PublicTest"])
     for model in args.model:
         right = load_classifier(model).predict_proba(val.images, tta="none").argmax(axis=1) == val.labels
         print(f"{model} on PublicTest, one pass: all {right.mean():.2%} (n={len(val)}); with a Training twin "
