@@ -54,13 +54,15 @@ def cmd_audit(args) -> int:
     if args.ferplus:
         from .ferplus import read_votes
 
+        if ds.row_ids is None:
+            raise EmolensError(f"--ferplus needs a FER-2013 csv, but {args.path} is an image folder")
         votes = read_votes(args.ferplus)
         if "labels" in checks and args.ferplus_labels:
             label_ds = load_dataset(args.path, ferplus=args.ferplus)
     elif args.ferplus_labels:
         raise EmolensError("--ferplus-labels needs --ferplus VOTES")
     if "labels" in checks:
-        options["features_of"] = _feature_extractor(args.features or ("fer2013" if label_ds else "ferplus"),
+        options["features_of"] = _feature_extractor(args.features or ("fer2013" if label_ds is not None else "ferplus"),
                                                     args.threads, not args.no_progress)
     report = run_audit(ds, checks, max_distance=args.max_distance, label_ds=label_ds, votes=votes, folds=args.folds,
                        seed=args.seed, progress=not args.no_progress, **options)
@@ -68,9 +70,12 @@ def cmd_audit(args) -> int:
     written = [out / "flagged.csv"]
     for reason in REASONS:
         png = contact_sheet_png(report, reason, cap=args.cap)
+        sheet = out / f"sheet_{reason}.png"
         if png is not None:
-            atomic_write_bytes(out / f"sheet_{reason}.png", png)
-            written.append(out / f"sheet_{reason}.png")
+            atomic_write_bytes(sheet, png)
+            written.append(sheet)
+        else:
+            sheet.unlink(missing_ok=True)        # no stale sheet from an earlier audit into the same folder
     summary = {"source": ds.source, "rows": len(ds), "counts": report.counts(), "checks": checks,
                "cross_split_pairs": report.cross_split_pairs, "seconds": report.seconds, "notes": report.notes}
     atomic_write_bytes(out / "audit.json", (json.dumps(summary, indent=2) + "\n").encode())
