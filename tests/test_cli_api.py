@@ -58,6 +58,7 @@ MAPPING = {
     "export": (lambda: [tasks.export], {}, set()),
     "data stats": (lambda: [tasks.data_stats], {}, {"json"}),
     "crop": (lambda: [tasks.crop], {"no_progress": "progress"}, set()),
+    "data audit": (lambda: [tasks.audit], {"no_progress": "progress"}, set()),
     "serve": (lambda: [serve_settings()], {"allow_host": "allow_hosts", "allow_origin": "allow_origins",
                                            "body_timeout": "body_timeout_s", "header_timeout": "header_timeout_s",
                                            "max_message_mb": "max_frame_bytes", "max_upload_mb": "max_upload_bytes"},
@@ -103,5 +104,5 @@ def test_each_option_is_a_parameter_of_the_api_call(command):
 
 def test_the_facade_exports_every_job():
     for name in ("Recognizer", "train", "evaluate", "calibrate", "export", "average", "retrain_head",
-                 "ensemble_tune", "ensemble_pack", "experiment", "data_stats"):
+                 "ensemble_tune", "ensemble_pack", "experiment", "data_stats", "audit", "crop"):
         assert callable(getattr(emolens, name)), name

@@ -50,7 +50,7 @@ COMMANDS = (
 
 #: The importable packages each extra installs (see pyproject.toml); a missing one means the extra is missing.
 EXTRA_MODULES = {
-    "train": ("torch", "lightning", "safetensors", "sklearn", "imblearn", "matplotlib", "onnx"),
+    "train": ("torch", "lightning", "safetensors", "sklearn", "imblearn", "matplotlib", "onnx", "cleanlab", "imagehash"),
     "serve": ("fastapi", "uvicorn", "multipart", "websockets", "fastapi_offline"),
     "zoo": ("timm", "huggingface_hub"),
     "plot": ("matplotlib",),

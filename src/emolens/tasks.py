@@ -177,6 +177,72 @@ def crop(src: str | Path, dst: str | Path, detector: str | None = None, size: in
                        **({} if margin is None else {"margin": margin}), progress=progress)
 
 
+@dataclass
+class AuditResult:
+    report: object          # emolens.data.audit.AuditReport: the findings, counts, cross-split pairs
+    written: list[Path]     # flagged.csv, a contact sheet per reason found, audit.json
+    summary: dict           # what audit.json holds
+
+
+def audit(path, out: str | Path = "audit", ferplus=None, ferplus_labels: bool = False, checks: str | None = None,
+          max_distance: int | None = None, detector: str | None = None, detect_side: int | None = None,
+          features: str | None = None, folds: int = 5, cap: int | None = None, seed: int = 0,
+          threads: int | None = None, strict: bool = False, progress: bool = True) -> AuditResult:
+    """Audit a data set (:mod:`emolens.data.audit`): exact, near and cross-split duplicates, crops
+    without a face (the face detector; FER+ NF votes with ``ferplus``), likely label errors
+    (cleanlab on out-of-fold probabilities of frozen network features); writes ``out``/flagged.csv
+    (``emolens train --exclude`` reads it), a contact sheet per reason and audit.json."""
+    import json
+
+    from .data import load_dataset
+    from .data.audit import CHECKS, DETECT_SIDE, REASONS, SHEET_CAP, contact_sheet_png, findings_csv, parse_checks, run_audit
+    from .data.phash import DEFAULT_MAX_DISTANCE
+    from .errors import EmolensError
+    from .files import atomic_write_bytes
+
+    checks = parse_checks(checks or ",".join(CHECKS))
+    out = Path(out)
+    ds = load_dataset(path, strict=strict)
+    options: dict = {}
+    if "faces" in checks:
+        from .vision.detectors import create_detector
+
+        det = create_detector(detector, min_score=0.05)
+        options.update(detector=det, threshold=det.default_min_score, detect_side=detect_side or DETECT_SIDE)
+    votes = label_ds = None
+    if ferplus:
+        from .data.ferplus import read_votes
+
+        if ds.row_ids is None:
+            raise EmolensError(f"--ferplus needs a FER-2013 csv, but {path} is an image folder")
+        votes = read_votes(ferplus)
+        if "labels" in checks and ferplus_labels:
+            label_ds = load_dataset(path, ferplus=ferplus)
+    elif ferplus_labels:
+        raise EmolensError("--ferplus-labels needs --ferplus VOTES")
+    if "labels" in checks:
+        from .engine.head import feature_extractor
+
+        options["features_of"] = feature_extractor(features or ("fer2013" if label_ds is not None else "ferplus"),
+                                                   threads, progress)
+    report = run_audit(ds, checks, max_distance=DEFAULT_MAX_DISTANCE if max_distance is None else max_distance,
+                       label_ds=label_ds, votes=votes, folds=folds, seed=seed, progress=progress, **options)
+    atomic_write_bytes(out / "flagged.csv", findings_csv(report))
+    written = [out / "flagged.csv"]
+    for reason in REASONS:
+        png = contact_sheet_png(report, reason, cap=cap or SHEET_CAP)
+        sheet = out / f"sheet_{reason}.png"
+        if png is not None:
+            atomic_write_bytes(sheet, png)
+            written.append(sheet)
+        else:
+            sheet.unlink(missing_ok=True)        # no stale sheet from an earlier audit into the same folder
+    summary = {"source": ds.source, "rows": len(ds), "counts": report.counts(), "checks": checks,
+               "cross_split_pairs": report.cross_split_pairs, "seconds": report.seconds, "notes": report.notes}
+    atomic_write_bytes(out / "audit.json", (json.dumps(summary, indent=2) + "\n").encode())
+    return AuditResult(report, written + [out / "audit.json"], summary)
+
+
 def data_stats(path=(), ferplus=None, classes=None, strict: bool = False, class_map=None) -> dict:
     """Rows per split and class of a data set, and FER+ drops (what ``emolens data stats`` prints);
     ``class_map``: folder or label names -> classes (``1=surprise,...``, a YAML file or a preset)."""

@@ -1,9 +1,10 @@
-"""``emolens data stats`` and ``emolens crop`` (photos -> face crops for training)."""
+"""``emolens data stats``, ``emolens data audit`` and ``emolens crop`` (photos -> face crops for training)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
 
 
 def cmd_stats(args) -> int:
@@ -43,6 +44,7 @@ def register(sub) -> None:
     st.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
     st.add_argument("--json", help="also write the counts to this JSON file")
     st.set_defaults(func=cmd_stats)
+    register_audit(data)
 
     import argparse
 
@@ -60,3 +62,47 @@ def register(sub) -> None:
                     help="extra border around the detector's box, as a fraction of the face size")
     cr.add_argument("--no-progress", action="store_true", help="no progress bar")
     cr.set_defaults(func=cmd_crop)
+
+
+def cmd_audit(args) -> int:
+    from ..tasks import audit
+    from .audit import format_counts
+
+    result = audit(args.path, out=args.out, ferplus=args.ferplus, ferplus_labels=args.ferplus_labels,
+                   checks=args.checks, max_distance=args.max_distance, detector=args.detector,
+                   detect_side=args.detect_side, features=args.features, folds=args.folds, cap=args.cap,
+                   seed=args.seed, threads=args.threads, strict=args.strict, progress=not args.no_progress)
+    print(format_counts(result.report))
+    print("wrote " + ", ".join(str(p) for p in result.written))
+    return 0
+
+
+def register_audit(data) -> None:
+    from .audit import CHECKS, DETECT_SIDE, SHEET_CAP
+    from .phash import DEFAULT_MAX_DISTANCE
+
+    au = data.add_parser(
+        "audit", help="find duplicate faces (also across splits), crops without a face and likely label errors",
+        description="Writes OUT/flagged.csv (one row per flagged row and reason; `emolens train --exclude` reads it), "
+                    "a contact sheet OUT/sheet_<reason>.png per reason and OUT/audit.json, and prints counts per reason.")
+    au.add_argument("path", help="FER-2013 csv(.gz), a folder holding one, or an image folder")
+    au.add_argument("--ferplus", help="FER+ votes file for a FER-2013 csv: adds the rows whose top vote is NF (ferplus_nf)")
+    au.add_argument("--ferplus-labels", action="store_true",
+                    help="with --ferplus: audit the FER+ majority labels (rows FER+ keeps) instead of the FER-2013 ones")
+    au.add_argument("--out", default="audit", help="output folder (default: audit)")
+    au.add_argument("--checks", default=",".join(CHECKS), help=f"comma list of {', '.join(CHECKS)} (default: all)")
+    au.add_argument("--max-distance", type=int, default=DEFAULT_MAX_DISTANCE,
+                    help=f"largest pHash Hamming distance (of 64 bits) of near duplicates (default {DEFAULT_MAX_DISTANCE})")
+    au.add_argument("--detector", default=None, help="face detector for the no-face check (default: the default detector)")
+    au.add_argument("--detect-side", type=int, default=DETECT_SIDE,
+                    help=f"crops are upscaled to this side before detection (default {DETECT_SIDE})")
+    au.add_argument("--features", metavar="MODEL", default=None,
+                    help="network whose frozen penultimate features feed the label-issue model (default: the bundled "
+                         "model trained on the other label set: ferplus when auditing FER-2013 labels, fer2013 with --ferplus-labels)")
+    au.add_argument("--folds", type=int, default=5, help="folds of the out-of-fold probabilities (default 5)")
+    au.add_argument("--cap", type=int, default=SHEET_CAP, help=f"faces per contact sheet (default {SHEET_CAP})")
+    au.add_argument("--seed", type=int, default=0, help="fold assignment seed (default 0)")
+    au.add_argument("--threads", type=int, default=None, help="torch threads for the features (default: torch's)")
+    au.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
+    au.add_argument("--no-progress", action="store_true", help="no progress bars")
+    au.set_defaults(func=cmd_audit)

@@ -26,6 +26,9 @@ class FaceDataset:
     soft_labels: optional (N, C) float32 label distributions (FER+ votes), rows sum to 1.
     dropped: rows left out while reading, counted by reason.
     paths: optional (N,) file path per row, relative to the data set's root (image folders).
+    row_ids: optional (N,) int64 position of each row in its source file (0 = the first data row of a
+        FER-2013 csv), kept through the rows a reader or a class subset drops: how ``emolens data
+        audit`` and ``emolens train --exclude`` name csv rows.
     """
 
     images: np.ndarray
@@ -36,6 +39,7 @@ class FaceDataset:
     soft_labels: np.ndarray | None = None
     dropped: dict[str, int] = field(default_factory=dict)
     paths: np.ndarray | None = None
+    row_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -45,6 +49,8 @@ class FaceDataset:
             raise DataError(f"{self.source}: images, labels and splits differ in length")
         if self.paths is not None and len(self.paths) != n:
             raise DataError(f"{self.source}: paths and images differ in length")
+        if self.row_ids is not None and len(self.row_ids) != n:
+            raise DataError(f"{self.source}: row_ids and images differ in length")
         if self.soft_labels is not None and self.soft_labels.shape != (n, len(self.class_names)):
             raise DataError(f"{self.source}: soft labels must be (N, {len(self.class_names)})")
         if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
@@ -70,6 +76,7 @@ class FaceDataset:
             soft_labels=None if self.soft_labels is None else self.soft_labels[mask],
             dropped=dict(self.dropped),
             paths=None if self.paths is None else self.paths[mask],
+            row_ids=None if self.row_ids is None else self.row_ids[mask],
         )
 
     def resolve_split(self, name: str | None, role: str = "train") -> str:

@@ -121,4 +121,5 @@ def read_fer2013(path: str | Path, use_cache: bool = True) -> FaceDataset:
         splits=arrays["splits"].astype(str),
         class_names=FER2013_CLASSES,
         source=str(path),
+        row_ids=np.arange(len(arrays["labels"]), dtype=np.int64),
     )

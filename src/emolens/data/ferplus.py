@@ -103,4 +103,5 @@ def read_ferplus(fer2013_path: str | Path, votes_path: str | Path, use_cache: bo
         source=f"{base.source} + {votes_path}",
         soft_labels=soft.astype(np.float32),
         dropped={"not a face (NF)": int(is_nf.sum()), "unknown": int(is_unknown.sum())},
+        row_ids=base.row_ids[keep],
     )

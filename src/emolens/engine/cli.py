@@ -13,6 +13,7 @@ TRAIN_FLAGS = (
     "ferplus", "classes", "train_split", "val_split", "val_fraction", "val_seed", "class_map", "pretrained", "model",
     "epochs", "batch_size", "optimizer", "lr", "weight_decay", "momentum", "schedule", "label_smoothing", "soft_label_weight", "teacher", "balance", "early_stopping",
     "seed", "precision", "threads", "out", "name", "accelerator", "devices", "strategy", "num_nodes",
+    "exclude", "exclude_reasons",
 )
 
 
@@ -167,6 +168,10 @@ def register(sub) -> None:
                    f"(default: {d.val_fraction})")
     t.add_argument("--val-seed", dest="val_seed", type=int, help="seed of that hold-out; apart from --seed, so runs "
                    f"with other training seeds validate on the same faces (default: {d.val_seed})")
+    t.add_argument("--exclude", metavar="FILE", help="leave out the training rows this file names (row_id or path "
+                   "column: `emolens data audit`'s flagged.csv); the validation split is not changed (default: none)")
+    t.add_argument("--exclude-reasons", dest="exclude_reasons", metavar="LIST",
+                   help="with --exclude: only rows flagged for these reasons, e.g. exact_duplicate,no_face (default: all)")
     t.add_argument("--model", help=f"registered architecture, see `emolens models` (default: {d.model} with the "
                    f"bundled {RECIPE_MODEL} model's options)")
     t.add_argument("--model-option", action="append", metavar="KEY=VALUE", help="architecture option, repeatable; "

@@ -78,6 +78,8 @@ class TrainConfig:
     val_fraction: float = 0.1                       # held out (stratified, seeded) when the data has no validation split
     val_seed: int = 0                               # the hold-out's seed: apart from seed, so runs of other seeds validate alike
     class_map: Any = None                           # numbered labels -> classes: "1=surprise,...", a YAML file, a preset
+    exclude: str | None = None                      # `emolens data audit` flagged.csv: training rows left out
+    exclude_reasons: str | None = None              # with exclude: only rows flagged for these reasons (comma list)
     model: str = "vgg_fer"
     model_options: dict[str, Any] | None = None     # None: the recipe's (for vgg_fer: the bundled model's network)
     epochs: int = 60

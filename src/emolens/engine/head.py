@@ -97,3 +97,29 @@ def retrain_head(model: str, data, out: str | Path, ferplus=None, classes=None, 
 def _last_prefix(net) -> str:
     index = len(net.head) - 1
     return f"head.{index}."
+
+
+def feature_extractor(model: str, threads: int | None = None, progress: bool = True):
+    """A function uint8 faces -> the frozen penultimate-layer features of ``model`` (a bundled name or
+    a weights file), in chunks with rate and ETA (``emolens data audit``'s label-issue model)."""
+    import sys
+
+    from tqdm import tqdm
+
+    from ..models.resolve import resolve_weights
+
+    if threads:
+        torch.set_num_threads(threads)
+    net, spec = load_model(resolve_weights(model))
+
+    def features_of(faces: np.ndarray) -> np.ndarray:
+        bar = tqdm(total=len(faces), desc=f"audit: {spec.name} features", unit="face", disable=not progress,
+                   file=sys.stderr, mininterval=2)
+        parts = []
+        for start in range(0, len(faces), 2048):
+            parts.append(penultimate_features(net, spec, faces[start:start + 2048]))
+            bar.update(len(parts[-1]))
+        bar.close()
+        return np.concatenate(parts)
+
+    return features_of

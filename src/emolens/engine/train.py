@@ -74,6 +74,13 @@ def prepare_data(cfg: TrainConfig) -> TrainVal:
             name = train.split_names[0] if len(train) else "train"
             train, val = hold_out(train, cfg.val_fraction, cfg.val_seed)
             result = TrainVal(train, val, held_out.format(f"the {name} split"), held_out=True)
+    if cfg.exclude:
+        from ..data.exclude import apply_exclusions
+
+        # the ids of rows that FER+ or --classes dropped still name rows of the whole file
+        raw = load_dataset(cfg.data, class_map=cfg.class_map) if cfg.ferplus or cfg.classes else None
+        result.train, n = apply_exclusions(result.train, ds, cfg.exclude, cfg.exclude_reasons, raw=raw)
+        print(f"excluded {n} training rows flagged in {cfg.exclude}")
     if len(result.train) == 0 or len(result.val) == 0:
         raise EmolensError(f"{ds.source}: the train or validation split is empty")
     return result
