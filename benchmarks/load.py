@@ -75,7 +75,7 @@ def percentile(values: list[float], q: float) -> float:
 def pipeline_fps(model: str, image_bytes: bytes, seconds: float, max_frames: int) -> tuple[float, int]:
     """Frames per second of Recognizer.predict alone on the decoded image (after a warm-up)."""
     from emolens.api import Recognizer
-    from emolens.serve.imageio import decode_image
+    from emolens.vision.images import decode_image
 
     rec = Recognizer(model=model)
     rgb = decode_image(image_bytes)

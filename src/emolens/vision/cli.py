@@ -13,13 +13,15 @@ PREDICT_CHUNK = 16
 
 #: ``emolens predict``'s detection size: photos are often large with small faces. On a 4000x3000
 #: group photo (benchmarks/video.py, docs/benchmarks-video.md) 480 px found 0 of 24 faces, 960 px
-#: 13 for about 1.5x the detection time, 1280 px 16 for about 2.3x; videos keep 480, webcams 320.
+#: 13 for about 1.5x the detection time, 1280 px 16 for about 2.3x; streams detect at 320 (below).
 PHOTO_MAX_SIDE = 960
 
-#: ``emolens webcam``'s detection size: a webcam's faces are close (80 px and more in 640x480), and
-#: at 320 px one core recognises a frame in 7.8 ms with the detector on every frame and 3.4 ms at the
-#: default --detect-every (21.3 and 5.3 ms at 480; docs/benchmarks-video.md). Faces under ~30 px are missed.
-WEBCAM_MAX_SIDE = 320
+#: The detection size of streams, ``emolens video`` and ``emolens webcam``: at 320 px one core
+#: recognises a 640x480 frame with one face in 7.8 ms with the detector on every frame and 3.4 ms at
+#: the default --detect-every (21.3 and 5.3 ms at 480; docs/benchmarks-video.md), the issue's
+#: targets (10 and 4 ms); faces under ~30 px in such a frame are missed: --max-side 480 (or more)
+#: for small faces and large videos.
+STREAM_MAX_SIDE = 320
 
 
 def add_common(p, max_side: int | None = None) -> None:
@@ -303,7 +305,7 @@ def register(sub) -> None:
 
     v = sub.add_parser("video", help="recognise and track faces in video files (streamed)")
     v.add_argument("inputs", nargs="+", metavar="IN", help="video file(s)")
-    add_common(v)
+    add_common(v, max_side=STREAM_MAX_SIDE)
     v.add_argument("--out", help="annotated video to write: .mp4 (H.264, plays in browsers), .mov or .avi; "
                    "with several inputs a folder (STEM.mp4 each)")
     v.add_argument("--csv", help="per-frame, per-face CSV (default IN_timeline.csv when --out is not given); "
@@ -320,7 +322,7 @@ def register(sub) -> None:
 
     w = sub.add_parser("webcam", help="live window with faces and expressions")
     w.add_argument("--device", default="0", help="camera index, or a video path/URL (default 0)")
-    add_common(w, max_side=WEBCAM_MAX_SIDE)
+    add_common(w, max_side=STREAM_MAX_SIDE)
     w.add_argument("--smooth", type=float, default=0.3, metavar="SECONDS", help="smoothing half-life (default 0.3)")
     w.add_argument("--no-mirror", dest="no_mirror", action="store_true", help="do not flip the picture")
     add_tracking(w)
