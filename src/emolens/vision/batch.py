@@ -48,7 +48,7 @@ def run_jobs(job: Callable[[Any, Any], Any], items: Sequence, make_recognizer: C
     from tqdm import tqdm
 
     sizes = list(sizes) if sizes is not None else [1] * len(items)
-    bar = tqdm(total=sum(sizes), unit=unit, desc=desc or None, disable=not progress, file=sys.stderr,
+    bar = tqdm(total=sum(sizes), unit=unit, desc=desc or None, disable=not progress or sum(sizes) <= 1, file=sys.stderr,
                dynamic_ncols=True)
     try:
         if workers <= 1:
