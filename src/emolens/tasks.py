@@ -170,11 +170,13 @@ def experiment(config: str | Path, only: Sequence[str] | None = None, rerun: boo
 def crop(src: str | Path, dst: str | Path, detector: str | None = None, size: int | None = None,
          margin: float | None = None, progress: bool = True):
     """Training face crops from photos in class folders: detect, align, write one grey crop per
-    photo in the same layout (:class:`~emolens.vision.crops.CropSummary`)."""
+    photo in the same layout (:class:`~emolens.vision.crops.CropSummary`); ``size`` (default 48)
+    and ``margin`` (default: the recognition pipeline's) as the crops the bundled models read."""
+    from .vision.align import DEFAULT_MARGIN
     from .vision.crops import CROP_SIZE, crop_folder
 
     return crop_folder(src, dst, detector=detector, size=size or CROP_SIZE,
-                       **({} if margin is None else {"margin": margin}), progress=progress)
+                       margin=DEFAULT_MARGIN if margin is None else margin, progress=progress)
 
 
 @dataclass
