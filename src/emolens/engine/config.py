@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,14 +231,20 @@ def load_composed(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         base_path = path.parent / str(base)
         if not base_path.is_file():
             raise EmolensError(f"{path}: _base_ file {base} not found")
-        merged = _merge(merged, load_composed(base_path, seen + (path,)))
-    return _merge(merged, raw)
+        merged = merge_config(merged, load_composed(base_path, seen + (path,)))
+    return merge_config(merged, raw)
 
 
-def _merge(base: dict, top: dict) -> dict:
-    out = dict(base)
-    for key, value in top.items():
-        out[key] = {**out[key], **value} if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+def merge_config(base: dict, over: dict, merge_keys: tuple[str, ...] | None = None) -> dict:
+    """``over`` on top of ``base`` (both left as they are): a mapping in ``over`` is merged key by
+    key into the base's mapping of the same key when that key is in ``merge_keys`` (None: every
+    mapping, as for ``_base_`` files and flags), else it replaces it whole, as does any other value."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and (merge_keys is None or key in merge_keys):
+            out[key] = {**out[key], **copy.deepcopy(value)}
+        else:
+            out[key] = copy.deepcopy(value)
     return out
 
 
@@ -250,4 +257,4 @@ def apply_overrides(base: dict, options: dict) -> dict:
         base["model_options"] = None
     if options.get("model_options") and base.get("model_options") is None:
         base["model_options"] = recipe_options(options.get("model") or base.get("model") or "vgg_fer")
-    return _merge(base, options)
+    return merge_config(base, options)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import FaceDataset, load_dataset
+from ..files import atomic_write_text
 from ..models.weights import tta_mode
 from .crossdata import score, subject_groups
 from .metrics import Metrics
@@ -68,12 +69,8 @@ def evaluate(model: str | Path = "default", data=(), ferplus=None, split: str | 
         part = ds if split is None and len(ds.split_names) == 1 else ds.split(split, "test")
         groups = None if part.paths is None else subject_groups(data, [str(p) for p in part.paths])
         metrics = evaluate_classifier(clf, part, tta=tta, classes=classes, groups=groups)
-        metrics.extra["split"] = part.split_names[0] if len(part) else split
     if out_dir:
         out = Path(out_dir)
-        (out / "report.txt").parent.mkdir(parents=True, exist_ok=True)
-        from ..files import atomic_write_text
-
         atomic_write_text(out / "report.txt", metrics.report)
         metrics.plot_confusion(out / "confusion_matrix.png")
         metrics.write_json(out / "metrics.json")

@@ -34,13 +34,17 @@ its exported model).
 
 from __future__ import annotations
 
-import copy
 import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..engine.config import merge_config
 from ..errors import EmolensError
+
+#: A run's keys replace the base's; only ``augment`` is merged key by key (``model_options`` belong
+#: to one model and are replaced whole).
+RUN_MERGE = ("augment",)
 
 EXTRA_KEYS = ("label", "model_label", "method", "data_label", "kind", "members", "objective", "weights",
               "last_epochs")
@@ -119,18 +123,6 @@ class Experiment:
 # ------------------------------------------------------------------------------------ loading
 
 
-def _merge(base: dict, over: dict) -> dict:
-    """``over`` on top of ``base``; ``augment`` merges key by key, any other mapping (``model_options``:
-    they belong to one model) is replaced whole."""
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if key == "augment" and isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = {**out[key], **value}
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "-", str(text)).strip("-") or "run"
 
@@ -159,10 +151,10 @@ def load_experiment(path: str | Path, schedule_overrides: dict | None = None) ->
         base = TrainConfig.load(base_path).to_dict()
     elif not isinstance(base, dict):
         raise EmolensError(f"{path}: base must be a train config path or a mapping")
-    base = _merge(TrainConfig().to_dict(), base)
+    base = merge_config(TrainConfig().to_dict(), base, RUN_MERGE)
     over = dict(raw.get("set") or {})
     shared_text = {k: over.pop(k) for k in ("model_label", "method", "data_label") if k in over}
-    base = _merge(base, over)
+    base = merge_config(base, over, RUN_MERGE)
 
     specs: list[RunSpec] = []
     grid = raw.get("grid") or {}
@@ -220,7 +212,7 @@ def _run_spec(entry: dict, base: dict, path: Path) -> RunSpec:
         raise EmolensError(f"{path}: run kind must be train, ensemble or average, got {kind!r}")
     if "model" in keys and keys["model"] != base.get("model") and "model_options" not in keys:
         keys["model_options"] = {}  # the base's options belong to the base's model
-    cfg = _merge(base, keys)
+    cfg = merge_config(base, keys, RUN_MERGE)
     if isinstance(cfg.get("data"), str):
         cfg["data"] = [cfg["data"]]
     if kind == "train":

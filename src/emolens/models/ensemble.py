@@ -128,7 +128,7 @@ class SoftVote(nn.Module):
         self.member_preprocess = [Preprocess(**m.get("preprocess", {})) for m in members]
         self.members = nn.ModuleList(create_model(m["arch"], num_classes=len(m["classes"]), **m.get("options", {}))
                                      for m in members)
-        inp = {"mean": 0.5, "std": 0.25, "channels": 1, **(input or {})}
+        inp = {"mean": 0.5, "std": 0.25, **(input or {})}
         self.in_mean, self.in_std = float(inp["mean"]), float(inp["std"])
         self.register_buffer("weights", w / w.sum(), persistent=False)
         for i, m in enumerate(members):
