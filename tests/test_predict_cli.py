@@ -19,6 +19,8 @@ import emolens
 from emolens.assets import ASTRONAUT, face_frame
 from emolens.cli import main
 
+from conftest import synthetic_faces
+
 cv2.setNumThreads(1)
 
 
@@ -197,3 +199,23 @@ def test_evaluate_detect_flat_layout_and_a_class_the_model_lacks(tmp_path, tiny_
     save_rgb(root / "contempt" / "b.jpg", face_frame(1))
     m = evaluate_detect(clf, [root], progress=False)          # the 7-class model lacks contempt: left out, counted
     assert m.n == 1 and m.extra["left_out"] == {"contempt": 1} and m.extra["n_images"] == 2
+
+
+def test_evaluate_numbered_folders_through_a_class_map(tmp_path, tiny_model, capsys):
+    """RAF-DB-style numbered folders (4 = happy, 5 = sad): --class-map names them, for crops and with --detect;
+    without the map the folders are refused with a line naming the fix."""
+    photos, crops = tmp_path / "photos", tmp_path / "crops"
+    save_rgb(photos / "4" / "a.jpg", face_frame(1))
+    save_rgb(photos / "5" / "b.jpg", face_frame(1, offset=(30, 0)))
+    for i, (img, lab) in enumerate(zip(*synthetic_faces(6, n_classes=2, seed=3))):
+        save_rgb(crops / ("4" if lab == 0 else "5") / f"{i}.png", np.stack([img] * 3, -1))
+    for root, extra in ((photos, ["--detect"]), (crops, [])):
+        out = tmp_path / f"{root.name}.json"
+        assert main(["evaluate", "--model", str(tiny_model), "--data", str(root), "--class-map", "rafdb",
+                     "--json", str(out), *extra]) == 0
+        m = json.loads(out.read_text())
+        assert m["n"] == (2 if extra else 6) and set(m["per_class"]) >= {"happy", "sad"}
+        capsys.readouterr()
+        assert main(["evaluate", "--model", str(tiny_model), "--data", str(root), *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--class-map" in err[0], err

@@ -60,13 +60,13 @@ def train(config=None, *, resume: bool = False, progress: bool = True, **options
 
 def evaluate(model: str | Path = "default", data=(), ferplus=None, split: str | None = None, classes=None,
              tta: bool | str | None = None, backend: str = "onnx", detect: bool = False, detector: str | None = None,
-             out_dir: str | Path | None = None, raw: bool = False):
+             out_dir: str | Path | None = None, raw: bool = False, class_map=None):
     """A model's :class:`~emolens.evaluation.metrics.Metrics` on a data set split (see
     :func:`emolens.evaluation.evaluate.evaluate`)."""
     from .evaluation.evaluate import evaluate as run
 
     return run(model, data, ferplus=ferplus, split=split, classes=classes, tta=tta, backend=backend, detect=detect,
-               detector=detector, out_dir=out_dir, raw=raw)
+               detector=detector, out_dir=out_dir, raw=raw, class_map=class_map)
 
 
 @dataclass

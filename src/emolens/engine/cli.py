@@ -50,7 +50,7 @@ def cmd_evaluate(args) -> int:
 
     metrics = evaluate(args.model, args.data, ferplus=args.ferplus, split=args.split, classes=args.classes,
                        tta=args.tta, backend=args.backend, detect=args.detect, detector=args.detector,
-                       out_dir=args.out_dir, raw=args.raw)
+                       out_dir=args.out_dir, raw=args.raw, class_map=args.class_map)
     from ..evaluation.crossdata import summary
 
     print(metrics.report)
@@ -222,6 +222,9 @@ def register(sub) -> None:
     e.add_argument("--ferplus", help="FER+ votes: evaluate against FER+ majority labels (default: none)")
     e.add_argument("--split", help="Training, PublicTest, PrivateTest, or a folder split (default: a test split; "
                    "a folder without splits, ROOT/<class>/*, is used whole)")
+    e.add_argument("--class-map", dest="class_map", metavar="MAP",
+                   help="numbered labels or folders -> classes: 1=surprise,2=fear,..., a YAML file, or a preset "
+                   "(rafdb, affectnet, fer2013) (default: labels are class names)")
     e.add_argument("--classes", help="the evaluation class set (a name such as fer2013, or a comma list): rows of "
                    "other classes are left out and counted, the argmax is taken over these classes "
                    "(default: all of the model's classes)")

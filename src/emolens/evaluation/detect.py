@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classes import canonical_name
+from ..data.labels import NAMES_ONLY, ClassMap, parse_class_map
 from ..errors import DataError, EmolensError
 from ..models.weights import tta_mode
 from ..vision.images import IMAGE_EXTENSIONS, read_image
@@ -27,19 +27,13 @@ class LabelledImage:
     label: str                # canonical class name
 
 
-def _is_class_dir(name: str) -> bool:
-    try:
-        canonical_name(name)
-        return True
-    except DataError:
-        return False
-
-
-def find_labelled_images(root: str | Path, split: str | None = None) -> list[LabelledImage]:
+def find_labelled_images(root: str | Path, split: str | None = None,
+                         class_map: ClassMap = NAMES_ONLY) -> list[LabelledImage]:
     """Images under ROOT/<class>/* or ROOT/<split>/<class>/* (any depth below the class folder).
 
     With splits and no ``split`` named, the first of :data:`TEST_SPLITS` present is used. Folder
-    names are mapped with :func:`emolens.classes.canonical_name` (``Happiness`` -> ``happy``).
+    names are read as class names (``Happiness`` -> ``happy``), or through ``class_map``
+    (numbered folders: ``1/``, ``2/``...; see :mod:`emolens.data.labels`).
     """
     root = Path(root)
     if not root.is_dir():
@@ -49,18 +43,24 @@ def find_labelled_images(root: str | Path, split: str | None = None) -> list[Lab
         base = root / split
         if not base.is_dir():
             raise DataError(f"{root}: no split folder {split!r}; found {', '.join(p.name for p in subdirs) or 'none'}")
-    elif subdirs and all(_is_class_dir(p.name) for p in subdirs):
+    elif subdirs and all(class_map.knows(p.name) for p in subdirs):
         base = root
     else:
         names = {p.name for p in subdirs}
         chosen = next((s for s in TEST_SPLITS if s in names), None)
         if chosen is None:
             raise DataError(f"{root}: neither class folders nor a test split ({', '.join(TEST_SPLITS[:4])}...); "
-                            f"found {', '.join(sorted(names)) or 'no folders'}; name one with --split")
+                            f"found {', '.join(sorted(names)) or 'no folders'}; "
+                            + ("numbered class folders need --class-map" if any(n.isdigit() for n in names)
+                               else "name one with --split"))
         base = root / chosen
     items = []
     for class_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        label = canonical_name(class_dir.name)
+        if not class_map.knows(class_dir.name):
+            hint = f"class map {class_map.source}: {class_map.describe()}" if class_map.mapping else \
+                "folders must be class names, or numbers with --class-map"
+            raise DataError(f"{class_dir}: not a class folder ({hint})")
+        label = class_map.lookup(class_dir.name)
         items += [LabelledImage(f, label) for f in sorted(class_dir.rglob("*"))
                   if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
     if not items:
@@ -69,7 +69,7 @@ def find_labelled_images(root: str | Path, split: str | None = None) -> list[Lab
 
 
 def evaluate_detect(clf, data, detector: str | None = None, split: str | None = None, tta: bool | str | None = None,
-                    margin: float | None = None, progress: bool = True, classes=None):
+                    margin: float | None = None, progress: bool = True, classes=None, class_map=None):
     """Detect, align and classify every image of the folder(s) ``data``; returns Metrics.
 
     Each image is labelled by its largest detected face. An image where no face is found counts
@@ -79,7 +79,8 @@ def evaluate_detect(clf, data, detector: str | None = None, split: str | None = 
     :func:`emolens.evaluation.crossdata.score`'s (restricted argmax, subject-resampled intervals
     when a ``subjects.csv`` lies beside the class folders).
     ``metrics.extra`` holds detection_rate, n_images, n_no_face and n_unreadable (files that
-    could not be read are reported on stderr and left out of every count).
+    could not be read are reported on stderr and left out of every count). ``class_map`` names
+    numbered class folders (``1=surprise,...``, a YAML file or a preset; :mod:`emolens.data.labels`).
     """
     from tqdm import tqdm
 
@@ -89,7 +90,7 @@ def evaluate_detect(clf, data, detector: str | None = None, split: str | None = 
     from .crossdata import score, subject_groups
 
     roots = [data] if isinstance(data, (str, Path)) else list(data)
-    items = [(Path(root), item) for root in roots for item in find_labelled_images(root, split)]
+    items = [(Path(root), item) for root in roots for item in find_labelled_images(root, split, parse_class_map(class_map))]
     det = create_detector(detector)
     pipe = Pipeline(det, clf, DEFAULT_MARGIN if margin is None else margin, tta)
     n_classes = len(clf.classes)

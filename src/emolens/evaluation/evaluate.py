@@ -48,13 +48,14 @@ def evaluate_module(model, spec, part: FaceDataset, tta: bool | str = False) -> 
 
 def evaluate(model: str | Path = "default", data=(), ferplus=None, split: str | None = None, classes=None,
              tta: bool | str | None = None, backend: str = "onnx", detect: bool = False, detector: str | None = None,
-             out_dir: str | Path | None = None, raw: bool = False) -> Metrics:
+             out_dir: str | Path | None = None, raw: bool = False, class_map=None) -> Metrics:
     """A model's metrics on one split of a data set (or the whole of a folder without splits).
 
     The data's classes may differ from the model's (cross-data-set evaluation): see
     :func:`emolens.evaluation.crossdata.score`. ``detect``: the whole pipeline (detect, align,
     classify) on uncropped photos (:func:`emolens.evaluation.detect.evaluate_detect`). ``raw``:
-    without the model's calibration and operating point. ``out_dir``: also writes report.txt,
+    without the model's calibration and operating point. ``class_map``: the data's numbered labels
+    as classes (``1=surprise,...``, a YAML file or a preset such as ``rafdb``). ``out_dir``: also writes report.txt,
     confusion_matrix.png and metrics.json there.
     """
     from ..runtime import load_classifier
@@ -63,9 +64,10 @@ def evaluate(model: str | Path = "default", data=(), ferplus=None, split: str | 
     if detect:
         from .detect import evaluate_detect
 
-        metrics = evaluate_detect(clf, data, detector=detector, split=split, tta=tta, classes=classes)
+        metrics = evaluate_detect(clf, data, detector=detector, split=split, tta=tta, classes=classes,
+                                   class_map=class_map)
     else:
-        ds = load_dataset(data, ferplus=ferplus)
+        ds = load_dataset(data, ferplus=ferplus, class_map=class_map)
         part = ds if split is None and len(ds.split_names) == 1 else ds.split(split, "test")
         groups = None if part.paths is None else subject_groups(data, [str(p) for p in part.paths])
         metrics = evaluate_classifier(clf, part, tta=tta, classes=classes, groups=groups)
