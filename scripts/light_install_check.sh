@@ -54,6 +54,10 @@ done
 set +e; "$WORK/light/bin/emolens" train --config x.yaml 2> "$WORK/train.err"; rc=$?; set -e
 [ "$rc" = 2 ] && grep -q "pip install 'emolens\[train\]'" "$WORK/train.err" || fail "emolens train: rc $rc, $(cat "$WORK/train.err")"
 echo "emolens train without the extra: $(cat "$WORK/train.err")"
+"$WORK/light/bin/emolens" models > "$WORK/models.txt" || fail "emolens models failed in the light install"
+grep -q "ferplus .*(default)" "$WORK/models.txt" && grep -q "need torch" "$WORK/models.txt" \
+  || fail "emolens models: $(cat "$WORK/models.txt")"
+echo "emolens models lists the bundled models without torch"
 "$WORK/light/bin/emolens" predict "$PHOTO" | tee "$WORK/predict.txt"
 grep -q "face 1 .* happy" "$WORK/predict.txt" || fail "emolens predict did not find the happy face"
 

@@ -80,6 +80,15 @@ def test_a_command_whose_extra_is_missing_names_it_in_one_line(argv, extra):
                                      f"pip install 'emolens[{extra}]'"]
 
 
+def test_models_lists_the_bundled_models_without_torch():
+    r = run_without(TRAIN_PACKAGES, "models")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert any(line.split()[:1] == ["ferplus"] and line.endswith("(default)") for line in lines)
+    assert any(line.split()[:1] == ["fer2013"] and "validation accuracy" in line for line in lines)
+    assert lines[-1] == "architectures to train: they need torch, pip install 'emolens[train]'"
+
+
 def test_predict_runs_the_bundled_model_without_torch_and_the_torch_backend_names_its_extra(tmp_path):
     out = tmp_path / "faces.json"
     r = run_without(TRAIN_PACKAGES, "predict", str(ASTRONAUT), "--json", str(out))

@@ -39,7 +39,7 @@ COMMANDS = (
     Command("calibrate", "emolens.engine.cli", "train"),
     Command("retrain-head", "emolens.engine.cli", "train"),
     Command("average", "emolens.engine.cli", "train"),
-    Command("models", "emolens.engine.cli", "train"),
+    Command("models", "emolens.engine.cli"),
     Command("export", "emolens.engine.cli", "train"),
     Command("data", "emolens.data.cli"),
     Command("crop", "emolens.data.cli"),

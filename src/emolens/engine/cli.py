@@ -103,29 +103,37 @@ def cmd_retrain_head(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from ..models.registry import count_parameters, create_model, list_models
-    from ..weights import DEFAULT_MODEL, bundled_names
+    """The bundled models (read from their specs: the base install lists them), then the registered
+    architectures with their parameter counts (building them needs torch, the [train] extra)."""
+    from ..models.registry import list_models
+    from ..models.weights import read_spec
+    from ..weights import DEFAULT_MODEL, bundled_names, bundled_path
 
-    print(f"{'architecture':<22} {'params (7 cl.)':>14}  source")
+    print("bundled models (use with --model NAME):")
+    for name in bundled_names():
+        spec = read_spec(bundled_path(name))
+        acc = spec.metrics.get("accuracy")
+        mark = " (default)" if name == DEFAULT_MODEL else ""
+        acc_txt = f"validation accuracy {acc:.2%} ({spec.metrics.get('split', '?')})" if acc is not None else ""
+        print(f"  {name:<14} {spec.arch:<12} {len(spec.classes)} classes  {acc_txt}{mark}")
+    try:
+        import torch  # noqa: F401  (the architectures register themselves as torch modules)
+    except ImportError:
+        print("\narchitectures to train: they need torch, pip install 'emolens[train]'")
+        return 0
+    print(f"\n{'architecture':<22} {'params (7 cl.)':>14}  source")
     for info in list_models():
-        try:
-            params = f"{count_parameters(create_model(info.name, num_classes=7)):,}"
-        except Exception as e:  # an optional extra not installed
-            params = f"needs {', '.join(info.needs) or type(e).__name__}"
-        print(f"{info.name:<22} {params:>14}  {info.source}")
-    names = bundled_names()
-    if names:
-        from ..models.weights import read_spec
-        from ..weights import bundled_path
-
-        print("\nbundled models (use with --model NAME):")
-        for name in names:
-            spec = read_spec(bundled_path(name))
-            acc = spec.metrics.get("accuracy")
-            mark = " (default)" if name == DEFAULT_MODEL else ""
-            acc_txt = f"{spec.metrics.get('split', '')} accuracy {acc:.2%}" if acc is not None else ""
-            print(f"  {name:<14} {spec.arch:<12} {len(spec.classes)} classes  {acc_txt}{mark}")
+        print(f"{info.name:<22} {_parameter_text(info):>14}  {info.source}")
     return 0
+
+
+def _parameter_text(info) -> str:
+    from ..models.registry import count_parameters, create_model
+
+    try:
+        return f"{count_parameters(create_model(info.name, num_classes=7)):,}"
+    except Exception as e:  # an optional extra not installed
+        return f"needs {', '.join(info.needs) or type(e).__name__}"
 
 
 def cmd_export(args) -> int:
