@@ -182,6 +182,25 @@ def test_calibrate_command_stores_calibration_in_a_copy(tmp_path, capsys):
     assert out.read_bytes() == model.read_bytes()                                            # same weights
 
 
+def test_a_calibrated_copy_of_a_model_that_ships_onnx_ships_its_own(tmp_path):
+    """A trained run's model ships NAME.onnx; its calibrated copy elsewhere must load through ONNX Runtime."""
+    from emolens.runtime import load_classifier
+    from emolens.runtime.onnx_model import ship_onnx
+
+    images, labels = synthetic_faces(140, seed=5)
+    csv = write_fer_csv(tmp_path / "fer2013.csv", images, labels, ["Training"] * 70 + ["PublicTest"] * 70)
+    model = make_tiny_model(tmp_path / "run" / "m.safetensors")
+    ship_onnx(model)
+    out = tmp_path / "elsewhere" / "m_cal.safetensors"
+    emolens.calibrate(str(model), [str(csv)], out=out)
+    spec = json.loads(out.with_suffix(".json").read_text())
+    assert spec["onnx"]["file"] == "m_cal.onnx" and out.with_suffix(".onnx").is_file()
+    clf = load_classifier(str(out))
+    assert clf.backend == "onnx" and clf.calibration.strength
+    raw = load_classifier(str(model), raw=True).predict_proba(images[:5])
+    assert load_classifier(str(out), raw=True).predict_proba(images[:5]) == pytest.approx(raw, abs=1e-6)
+
+
 # ------------------------------------------------------------------ uncertain faces
 
 def test_min_confidence_marks_uncertain_faces_in_every_output(tmp_path):

@@ -228,14 +228,18 @@ def calibrate_model(model, data, ferplus=None, split: str | None = None, prior_s
     cal.ece_cross_fitted = round(cross_fitted_ece(logits, val.labels, prior, operating_point, max_accuracy_drop,
                                                   **fit), 4)
     weights = resolve_weights(model)
+    spec = json.loads(weights.with_suffix(".json").read_text())
     if out:
         target = Path(out).with_suffix(".safetensors")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(weights, target)
+        onnx_file = (spec.get("onnx") or {}).get("file")
+        if onnx_file:  # the copy ships its ONNX network too, named after it
+            shutil.copyfile(weights.parent / onnx_file, target.with_suffix(".onnx"))
+            spec["onnx"] = {**spec["onnx"], "file": target.with_suffix(".onnx").name}
     else:
         target = weights
     spec_path = target.with_suffix(".json")
-    spec = json.loads(weights.with_suffix(".json").read_text())
     spec["calibration"] = cal.to_dict()
     atomic_write_bytes(spec_path, (json.dumps(spec, indent=2) + "\n").encode())
     if plot:
