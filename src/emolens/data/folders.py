@@ -74,6 +74,21 @@ def _load_grey(path: Path, size: int) -> np.ndarray:
             return np.asarray(grey, dtype=np.uint8)
 
 
+def _hint(class_map: ClassMap) -> str:
+    return (f"class map {class_map.source}: {class_map.describe()}" if class_map.mapping
+            else f"known names: {', '.join(sorted(ALIASES))}; number folders need --class-map")
+
+
+def class_folders(folder: Path, class_map: ClassMap = NAMES_ONLY) -> list[Path]:
+    """The class folders directly inside ``folder`` (hidden ones left out), in name order; a folder
+    whose name is no expression class (read through ``class_map``) is an error naming the fix."""
+    dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    unknown = [p.name for p in dirs if not class_map.knows(p.name)]
+    if unknown:
+        raise DataError(f"{folder}: folder(s) {', '.join(unknown)} are not expression classes ({_hint(class_map)})")
+    return dirs
+
+
 def read_image_folder(root: str | Path, size: int = 48, strict: bool = False,
                       class_map: ClassMap = NAMES_ONLY) -> FaceDataset:
     """Read an image folder of face crops into a :class:`FaceDataset`.
@@ -92,15 +107,11 @@ def read_image_folder(root: str | Path, size: int = 48, strict: bool = False,
         layout = [(FLAT_SPLIT, d) for d in subdirs]
     else:
         layout = []
-        hint = (f"class map {class_map.source}: {class_map.describe()}" if class_map.mapping
-                else f"known names: {', '.join(sorted(ALIASES))}; number folders need --class-map")
         for split_dir in subdirs:
-            class_dirs = sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+            class_dirs = class_folders(split_dir, class_map)
             if not class_dirs and any(p.suffix.lower() in IMAGE_SUFFIXES for p in split_dir.iterdir()):
-                raise DataError(f"{split_dir}: holds images but {split_dir.name!r} is not an expression class ({hint})")
-            unknown = [p.name for p in class_dirs if not class_map.knows(p.name)]
-            if unknown:
-                raise DataError(f"{split_dir}: folder(s) {', '.join(unknown)} are not expression classes ({hint})")
+                raise DataError(f"{split_dir}: holds images but {split_dir.name!r} is not an expression class "
+                                f"({_hint(class_map)})")
             layout += [(split_dir.name, d) for d in class_dirs]
     per_folder = [(split, d, _images_in(d)) for split, d in layout]
     if not any(files for _, _, files in per_folder):

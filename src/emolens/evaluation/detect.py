@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.folders import class_folders
 from ..data.labels import NAMES_ONLY, ClassMap, parse_class_map
 from ..errors import DataError, EmolensError
 from ..models.weights import tta_mode
@@ -55,11 +56,7 @@ def find_labelled_images(root: str | Path, split: str | None = None,
                                else "name one with --split"))
         base = root / chosen
     items = []
-    for class_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if not class_map.knows(class_dir.name):
-            hint = f"class map {class_map.source}: {class_map.describe()}" if class_map.mapping else \
-                "folders must be class names, or numbers with --class-map"
-            raise DataError(f"{class_dir}: not a class folder ({hint})")
+    for class_dir in class_folders(base, class_map):
         label = class_map.lookup(class_dir.name)
         items += [LabelledImage(f, label) for f in sorted(class_dir.rglob("*"))
                   if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
