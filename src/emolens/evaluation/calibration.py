@@ -207,7 +207,6 @@ def calibrate_model(model, data, ferplus=None, split: str | None = None, prior_s
     The operating point's prior is the class frequencies of ``prior_split`` (the training split).
     Returns (Calibration, path of the spec written)."""
     import json
-    import shutil
 
     from ..data import load_dataset
     from ..files import atomic_write_bytes
@@ -231,11 +230,10 @@ def calibrate_model(model, data, ferplus=None, split: str | None = None, prior_s
     spec = json.loads(weights.with_suffix(".json").read_text())
     if out:
         target = Path(out).with_suffix(".safetensors")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(weights, target)
+        atomic_write_bytes(target, weights.read_bytes())
         onnx_file = (spec.get("onnx") or {}).get("file")
         if onnx_file:  # the copy ships its ONNX network too, named after it
-            shutil.copyfile(weights.parent / onnx_file, target.with_suffix(".onnx"))
+            atomic_write_bytes(target.with_suffix(".onnx"), (weights.parent / onnx_file).read_bytes())
             spec["onnx"] = {**spec["onnx"], "file": target.with_suffix(".onnx").name}
     else:
         target = weights
