@@ -61,8 +61,8 @@ def onnx_bytes(weights: Path, trust_unhashed: bool = False) -> tuple[bytes, Mode
     """The ONNX network of the model ``weights`` and its spec.
 
     The ONNX file its spec names (always, for a bundled model) is checked against its sha256 and
-    read: no torch needed. A model without one (a user's training run) is exported from torch
-    once and cached by the weights' hash."""
+    read: no torch needed (a training run ships one too). A model without one (saved by
+    ``save_model`` alone, or averaged) is exported from torch once and cached by the weights' hash."""
     spec = read_spec(weights)
     bundled = check_pin(weights, spec.sha256, "safetensors")  # a bundled spec edited beside its pins is refused
     if spec.onnx.get("file") or bundled:
