@@ -75,8 +75,7 @@ def _load_grey(path: Path, size: int) -> np.ndarray:
 
 
 def _hint(class_map: ClassMap) -> str:
-    return (f"class map {class_map.source}: {class_map.describe()}" if class_map.mapping
-            else f"known names: {', '.join(sorted(ALIASES))}; number folders need --class-map")
+    return class_map.hint(f"known names: {', '.join(sorted(ALIASES))}; number folders need --class-map")
 
 
 def class_folders(folder: Path, class_map: ClassMap = NAMES_ONLY) -> list[Path]:

@@ -75,8 +75,7 @@ def read_image_list(path: str | Path, size: int = 48, strict: bool = False,
         try:
             cls = class_map.lookup(label)
         except DataError:
-            known = f"class map {class_map.source}: {class_map.describe()}" if class_map.mapping else \
-                "labels must be class names, or numbers with --class-map"
+            known = class_map.hint("labels must be class names, or numbers with --class-map")
             raise DataError(f"{where}: unknown label {label!r} ({known})") from None
         split = row[s_col].strip() if s_col is not None and s_col < len(row) and row[s_col].strip() else FLAT_SPLIT
         if not image.exists() and not image.is_symlink():

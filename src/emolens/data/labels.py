@@ -51,6 +51,10 @@ class ClassMap:
     def describe(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.mapping.items())
 
+    def hint(self, otherwise: str) -> str:
+        """For an error about a label it cannot read: the map's entries, or ``otherwise`` without any."""
+        return f"class map {self.source}: {self.describe()}" if self.mapping else otherwise
+
 
 #: No map: labels are class names.
 NAMES_ONLY = ClassMap({}, "class names")
