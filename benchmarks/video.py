@@ -157,7 +157,7 @@ def speed(recognizers: dict, frames, everies, fer, default_every):
         mark = " (default)" if r["every"] == default_every else ""
         lines.append(f"| {r['side']} | {r['every']}{mark} | {r['detections']} of {len(frames)} frames | "
                      f"{r['cpu']:.2f} ({r['wall']:.2f}) | {1000 / r['cpu']:.0f} | {fer_cell} | {ratio} |")
-    from emolens.vision.cli import STREAM_MAX_SIDE
+    from emolens.cli.vision import STREAM_MAX_SIDE
 
     side = STREAM_MAX_SIDE if any(r["side"] == STREAM_MAX_SIDE for r in rows) else rows[0]["side"]
     at = {r["every"]: r["cpu"] for r in rows if r["side"] == side}
@@ -196,7 +196,7 @@ def workers_speedup(model: str, clips: int = 4, frames: int = 150) -> tuple[dict
     from functools import partial
 
     from emolens.vision.batch import run_jobs, worker_pool
-    from emolens.vision.cli import make_recognizer, video_job, worker_options
+    from emolens.cli.vision import make_recognizer, video_job, worker_options
     from emolens.vision.video import VideoWriter
 
     options = argparse.Namespace(model=model, detector=None, backend="onnx", threads=1, margin=None, min_score=None,
@@ -347,7 +347,7 @@ def main() -> None:
             sections.append(("Speed: detection every N frames, and the fer package", head + "\n\n" + text))
         if "accuracy" not in args.skip:
             if FER_DATA.exists():
-                from emolens.vision.cli import STREAM_MAX_SIDE
+                from emolens.cli.vision import STREAM_MAX_SIDE
 
                 stream_rec = emolens.Recognizer(model=args.model, threads=1, max_side=STREAM_MAX_SIDE)
                 _, text = accuracy(stream_rec, everies, args.faces, args.hold)

@@ -40,16 +40,13 @@ RANK = {name: i for i, name in enumerate(LAYERS)}
 
 
 def unit_of(module: str) -> str | None:
-    """``emolens.vision.draw`` -> ``vision``; ``emolens.cli`` -> ``cli``; outside emolens -> None.
+    """``emolens.vision.draw`` -> ``vision``; ``emolens.cli.data`` -> ``cli``; outside emolens -> None.
 
-    A package's own ``cli`` module belongs to the ``cli`` layer: it parses arguments for its
-    package and may reach any layer below the command line.
+    The folders are read as they are: a module belongs to the package (folder) it lies in.
     """
     parts = module.split(".")
     if parts[0] != "emolens" or len(parts) < 2:
         return None
-    if len(parts) >= 3 and parts[2] == "cli":
-        return "cli"
     return parts[1]
 
 

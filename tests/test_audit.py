@@ -189,7 +189,7 @@ def test_train_exclude_flags_reach_the_training_data(tmp_path, capsys):
     from conftest import synthetic_faces
 
     from emolens.cli import build_parser
-    from emolens.engine.cli import train_overrides
+    from emolens.cli.engine import train_overrides
     from emolens.engine.train import prepare_data
     from emolens.tasks import train_config
 

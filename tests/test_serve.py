@@ -484,7 +484,7 @@ def test_cli_serve_help_lists_the_options(capsys):
 
 def test_cli_serve_settings_and_bad_model(capsys, tmp_path):
     from emolens.cli import build_parser, main
-    from emolens.serve.cli import settings_from_args
+    from emolens.cli.serve import settings_from_args
 
     args = build_parser().parse_args(["serve", "--port", "8123", "--workers", "2", "--max-upload-mb", "1.5",
                                       "--model", "x.safetensors"])
@@ -498,7 +498,7 @@ def test_cli_serve_settings_and_bad_model(capsys, tmp_path):
 
 def test_cli_serve_exposure_flags():
     from emolens.cli import build_parser
-    from emolens.serve.cli import settings_from_args
+    from emolens.cli.serve import settings_from_args
 
     args = build_parser().parse_args(["serve", "--allow-origin", "https://a.example/", "--allow-origin", "http://b.lan:81",
                                       "--allow-host", "Emolens.Example.com", "--max-message-mb", "0.5",

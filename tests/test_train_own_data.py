@@ -140,7 +140,7 @@ def test_the_held_out_faces_follow_val_seed_not_the_training_seed(folder):
 
 
 def test_options_change_the_recipes_network_and_another_model_drops_them(tmp_path):
-    from emolens.engine.cli import train_overrides
+    from emolens.cli.engine import train_overrides
     from emolens.tasks import train_config
 
     def config(*flags):

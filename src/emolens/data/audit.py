@@ -1,7 +1,7 @@
 """Data audit: duplicate faces, crops without a face, and labels that are likely wrong.
 
 ``emolens data audit PATH`` runs the checks below over every split of a data set and writes one
-CSV row per (row, reason) plus a contact sheet per reason (:mod:`emolens.data.cli` does the
+CSV row per (row, reason) plus a contact sheet per reason (:mod:`emolens.cli.data` does the
 loading, the detector and the feature network; this module only takes arrays and objects, so that
 ``data`` imports nothing above it):
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 def cmd_stats(args) -> int:
     from ..tasks import data_stats
-    from .stats import format_stats
+    from ..data.stats import format_stats
 
     summary = data_stats(args.path, ferplus=args.ferplus, classes=args.classes, strict=args.strict,
                          class_map=args.class_map)
@@ -66,7 +66,7 @@ def register(sub) -> None:
 
 def cmd_audit(args) -> int:
     from ..tasks import audit
-    from .audit import format_counts
+    from ..data.audit import format_counts
 
     result = audit(args.path, out=args.out, ferplus=args.ferplus, ferplus_labels=args.ferplus_labels,
                    checks=args.checks, max_distance=args.max_distance, detector=args.detector,
@@ -78,8 +78,8 @@ def cmd_audit(args) -> int:
 
 
 def register_audit(data) -> None:
-    from .audit import CHECKS, DETECT_SIDE, SHEET_CAP
-    from .phash import DEFAULT_MAX_DISTANCE
+    from ..data.audit import CHECKS, DETECT_SIDE, SHEET_CAP
+    from ..data.phash import DEFAULT_MAX_DISTANCE
 
     au = data.add_parser(
         "audit", help="find duplicate faces (also across splits), crops without a face and likely label errors",

@@ -7,7 +7,7 @@ import os
 import sys
 
 from ..errors import EmolensError
-from .guard import is_loopback
+from ..serve.guard import is_loopback
 
 DEFAULT_PORT = 8000
 
@@ -46,7 +46,7 @@ def register(subparsers) -> None:
 
 
 def settings_from_args(args):
-    from .config import ServeSettings
+    from ..serve.config import ServeSettings
 
     for flag in ("max_upload_mb", "max_message_mb"):
         if getattr(args, flag) <= 0:
@@ -64,12 +64,12 @@ def run(args) -> int:
     try:
         import uvicorn
 
-        from .app import create_app
+        from ..serve.app import create_app
     except ModuleNotFoundError as e:
         raise EmolensError(f"emolens serve needs the 'serve' extra ({e.name} is missing): "
                            "pip install 'emolens[serve]'") from None
-    from .config import ENV_VAR
-    from .limits import uvicorn_options
+    from ..serve.config import ENV_VAR
+    from ..serve.limits import uvicorn_options
 
     settings = settings_from_args(args)
     if not is_loopback(settings.host):

@@ -1,6 +1,7 @@
 """The ``emolens`` command. The list of sub-commands is static (:data:`COMMANDS`): each is always in
-``emolens --help``, whatever is installed. Each package adds its sub-commands' flags through a
-``register(subparsers)`` function in its own ``cli`` module, which imports nothing heavy; every
+``emolens --help``, whatever is installed. Each module of this package (``cli.vision``,
+``cli.engine``, ``cli.data``, ...) adds its sub-commands' flags through a ``register(subparsers)``
+function, which imports nothing heavy; every
 sub-command is a thin layer over the Python API. A command whose extra is not installed (torch
 for ``train``, FastAPI for ``serve``...) says which one to install, in one line, and exits 2.
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from .errors import EmolensError
+from ..errors import EmolensError
 
 
 @dataclass(frozen=True)
@@ -30,22 +31,22 @@ class Command:
 
 #: Every sub-command, in help order.
 COMMANDS = (
-    Command("predict", "emolens.vision.cli"),
-    Command("video", "emolens.vision.cli"),
-    Command("webcam", "emolens.vision.cli"),
-    Command("detectors", "emolens.vision.cli"),
-    Command("train", "emolens.engine.cli", "train"),
-    Command("evaluate", "emolens.engine.cli", "train"),
-    Command("calibrate", "emolens.engine.cli", "train"),
-    Command("retrain-head", "emolens.engine.cli", "train"),
-    Command("average", "emolens.engine.cli", "train"),
-    Command("models", "emolens.engine.cli"),
-    Command("export", "emolens.engine.cli", "train"),
-    Command("data", "emolens.data.cli"),
-    Command("crop", "emolens.data.cli"),
-    Command("serve", "emolens.serve.cli", "serve"),
-    Command("experiment", "emolens.experiments.cli", "train"),
-    Command("ensemble", "emolens.models.cli", "train"),
+    Command("predict", "emolens.cli.vision"),
+    Command("video", "emolens.cli.vision"),
+    Command("webcam", "emolens.cli.vision"),
+    Command("detectors", "emolens.cli.vision"),
+    Command("train", "emolens.cli.engine", "train"),
+    Command("evaluate", "emolens.cli.engine", "train"),
+    Command("calibrate", "emolens.cli.engine", "train"),
+    Command("retrain-head", "emolens.cli.engine", "train"),
+    Command("average", "emolens.cli.engine", "train"),
+    Command("models", "emolens.cli.engine"),
+    Command("export", "emolens.cli.engine", "train"),
+    Command("data", "emolens.cli.data"),
+    Command("crop", "emolens.cli.data"),
+    Command("serve", "emolens.cli.serve", "serve"),
+    Command("experiment", "emolens.cli.experiments", "train"),
+    Command("ensemble", "emolens.cli.models", "train"),
 )
 
 #: The importable packages each extra installs (see pyproject.toml); a missing one means the extra is missing.

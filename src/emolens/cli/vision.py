@@ -25,7 +25,7 @@ STREAM_MAX_SIDE = 320
 
 
 def add_common(p, max_side: int | None = None) -> None:
-    from .detectors.base import DEFAULT_MAX_SIDE
+    from ..vision.detectors.base import DEFAULT_MAX_SIDE
 
     max_side = DEFAULT_MAX_SIDE if max_side is None else max_side
     p.add_argument("--model", default="default", help="bundled model name, default, or a .safetensors path")
@@ -67,9 +67,9 @@ def make_recognizer(args):
 def cmd_predict(args) -> int:
     from functools import partial
 
-    from .batch import run_jobs
-    from .images import iter_image_files
-    from .results import Results
+    from ..vision.batch import run_jobs
+    from ..vision.images import iter_image_files
+    from ..vision.results import Results
 
     quiet = args.quiet or "-" in (args.json, args.csv)        # stdout carries the JSON/CSV
     files = list(iter_image_files(args.paths))
@@ -106,7 +106,7 @@ def cmd_predict(args) -> int:
 def predict_chunk(rec, chunk, save_dir: Path | None = None, top: int = 3):
     """Read a few image files, recognise all their faces in one batch, save the annotated copies;
     returns (FrameResults, [(file, error)] for files that are not images)."""
-    from .images import read_image
+    from ..vision.images import read_image
 
     kept, images, bad = [], [], []
     for path, root in chunk:
@@ -161,7 +161,7 @@ def print_frame(frame, top: int) -> None:
 def save_annotated(rgb, frame, path: Path, root: Path | None, out_dir: Path, top: int) -> Path:
     import cv2
 
-    from .draw import annotate
+    from ..vision.draw import annotate
 
     rel = path.relative_to(root) if root is not None else Path(path.name)
     target = out_dir / rel
@@ -199,7 +199,7 @@ def write_outputs(results, bad, args) -> None:
 def cmd_video(args) -> int:
     from functools import partial
 
-    from .batch import run_jobs
+    from ..vision.batch import run_jobs
 
     check_tracking(args)
     inputs = [Path(p) for p in args.inputs]
@@ -235,7 +235,7 @@ def video_targets(source: Path, args, several: bool) -> tuple[Path, Path | None,
 
 def video_job(rec, targets, every: int = 1, half_life: float = 0.5, detect_every: int | None = None,
               patience: float | None = None, progress: bool = True, encoder_threads: int = 0):
-    from .video_job import process_video
+    from ..vision.video_job import process_video
 
     source, out, csv_path, plots_dir = targets
     return process_video(rec, source, out=out, csv_path=csv_path, plots_dir=plots_dir, every=every,
@@ -260,7 +260,7 @@ def report_video(s) -> None:
 # ---------------------------------------------------------------- webcam
 
 def cmd_webcam(args) -> int:
-    from .webcam import open_camera, parse_device, run_webcam
+    from ..vision.webcam import open_camera, parse_device, run_webcam
 
     check_tracking(args)
     device = parse_device(args.device)
@@ -275,7 +275,7 @@ def cmd_webcam(args) -> int:
 # ---------------------------------------------------------------- detectors
 
 def cmd_detectors(args) -> int:
-    from .detectors import DEFAULT_DETECTOR, list_detectors
+    from ..vision.detectors import DEFAULT_DETECTOR, list_detectors
 
     print(f"{'detector':<12} {'landmarks':<10} {'installed':<10} description")
     missing = []
@@ -334,8 +334,8 @@ def register(sub) -> None:
 
 
 def add_tracking(p) -> None:
-    from .streaming import DEFAULT_DETECT_EVERY
-    from .tracking import DEFAULT_PATIENCE
+    from ..vision.streaming import DEFAULT_DETECT_EVERY
+    from ..vision.tracking import DEFAULT_PATIENCE
 
     p.add_argument("--detect-every", dest="detect_every", type=int, default=DEFAULT_DETECT_EVERY, metavar="N",
                    help="run the face detector every N-th processed frame and follow the faces in between "

@@ -15,7 +15,7 @@ def batches(text: str) -> int | float:
 
 def cmd_experiment(args) -> int:
     from ..tasks import experiment
-    from .table import describe_runs
+    from ..experiments.table import describe_runs
 
     command = "emolens " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if args.record_command else ""
     exp, results = experiment(args.config, only=args.only, rerun=args.rerun, threads=args.threads, out=args.out,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import key_values, parse_value
+from . import key_values, parse_value
 from ..errors import EmolensError
 
 
@@ -148,7 +148,7 @@ def cmd_export(args) -> int:
 
 
 def register(sub) -> None:
-    from .config import RECIPE_MODEL, TrainConfig
+    from ..engine.config import RECIPE_MODEL, TrainConfig
 
     d = TrainConfig()
     t = sub.add_parser("train", help="train a registered model on FER-2013, FER+, RAF-DB, an image folder or a CSV "
