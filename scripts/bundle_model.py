@@ -4,8 +4,11 @@ without torch); then pin every bundled model's hashes in ``emolens/weights/pins.
 
     python scripts/bundle_model.py RUN_DIR NAME --command "emolens train --config ..." [--trained-on TEXT] [--tta MODE] [--speed TEXT]
     python scripts/bundle_model.py SOUP.safetensors NAME --data PATH [--split PublicTest] [--version N] [--selection TEXT] ...
+    python scripts/bundle_model.py ENSEMBLE.ensemble.yaml NAME --data PATH [--ferplus VOTES] [--split PublicTest] ...
     python scripts/bundle_model.py --onnx-only NAME [NAME ...]   # (re-)export bundled models' ONNX files
 
+An ensemble spec's members are packed into one network (weights and ONNX graph), so the bundled
+ensemble is a model like any other; its card lists every member with its numbers on ``--split``.
 An averaged model's card lists its members from the record ``emolens average`` wrote beside it and
 measures the model on ``--split`` of ``--data``. ``--onnx-only`` exports already bundled models with
 the same code path (and writes the ONNX row of their cards).
@@ -16,7 +19,7 @@ import json
 import re
 from pathlib import Path
 
-from emolens.engine.card import bundle, bundle_average, onnx_row
+from emolens.engine.card import bundle, bundle_average, bundle_ensemble, onnx_row
 from emolens.models.weights import atomic_write_bytes, read_spec
 from emolens.runtime.onnx_model import ship_onnx
 
@@ -50,7 +53,7 @@ def card_with_onnx_row(name: str, folder: Path = WEIGHTS) -> None:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("source", nargs="?", help="a finished run's folder, or an averaged NAME.safetensors")
+    p.add_argument("source", nargs="?", help="a finished run's folder, an averaged NAME.safetensors or an ensemble spec")
     p.add_argument("name", nargs="?")
     p.add_argument("--onnx-only", nargs="+", metavar="NAME", help="export these bundled models' ONNX files (no new model)")
     p.add_argument("--command", help="the training command, as written in the card (runs only)")
@@ -72,6 +75,12 @@ if __name__ == "__main__":
             card_with_onnx_row(name)
     elif not (a.source and a.name):
         p.error("give SOURCE and NAME (or --onnx-only NAME ...)")
+    elif a.source.endswith((".ensemble.yaml", ".ensemble.yml", ".ensemble.json")):
+        if not a.data:
+            p.error("an ensemble needs --data to be measured on")
+        out = bundle_ensemble(a.source, dest, docs, a.name, a.data, a.split, a.ferplus, a.trained_on, a.notes,
+                              tta=a.tta, speed=a.speed, selection=a.selection, version=a.version)
+        print(f"bundled {out}")
     elif a.source.endswith(".safetensors"):
         if not a.data:
             p.error("an averaged model needs --data to be measured on")

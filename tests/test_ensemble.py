@@ -129,3 +129,27 @@ def test_bad_ensembles_are_refused(members, tmp_path):
         load_classifier(str(empty))
     with pytest.raises(ModelError, match="no such ensemble spec"):
         resolve_weights(str(tmp_path / "absent.ensemble.yaml"))
+
+
+def test_a_bundled_ensemble_is_one_model_with_a_card_of_its_members(members, tmp_path, tmp_path_factory):
+    """scripts/bundle_model.py's ensemble path: the members packed into one network with an ONNX graph,
+    whose ONNX Runtime output is the weighted vote, and a card naming each member with its numbers."""
+    from emolens.engine.card import bundle_ensemble
+    from emolens.runtime.classifier import OnnxClassifier
+
+    images, labels = synthetic_faces(40, seed=3)
+    data = write_fer_csv(tmp_path / "fer2013.csv", images, labels, ["PublicTest"] * 40)
+    spec = _spec(tmp_path_factory.mktemp("specs") / "vote.ensemble.yaml", members, weights=(0.6, 0.4))
+    dest, docs = tmp_path / "weights", tmp_path / "docs"
+    dest.mkdir()
+    weights = bundle_ensemble(spec, dest, docs, "toy-ensemble", str(data), "PublicTest")
+    assert weights == dest / "toy-ensemble.safetensors" and (dest / "toy-ensemble.onnx").is_file()
+    clf = OnnxClassifier(weights)
+    assert clf.spec.arch == "ensemble" and clf.spec.name == "toy-ensemble" and clf.classes == list(CLASSES)
+    faces = _faces()
+    pa = load_classifier(members[0], backend="torch").predict_proba(faces)
+    pb = load_classifier(members[1], backend="torch").predict_proba(faces)[:, ::-1]
+    np.testing.assert_allclose(clf.predict_proba(faces, tta="none"), 0.6 * pa + 0.4 * pb, atol=1e-5)
+    card = (dest / "toy-ensemble.md").read_text()
+    assert card.count("| `vgg_fer` |") == 2 and "| 0.600 |" in card and "| 0.400 |" in card
+    assert "Metrics on PublicTest (n = 40)" in card and (docs / "toy-ensemble-confusion_matrix.png").is_file()

@@ -203,6 +203,50 @@ def bundle_average(weights: str | Path, dest_dir: str | Path, docs_dir: str | Pa
                        training, notes, tta, speed, curves=False, version=version)
 
 
+def bundle_ensemble(spec_path: str | Path, dest_dir: str | Path, docs_dir: str | Path, name: str, data, split: str,
+                    ferplus: str | None = None, trained_on: str | None = None, notes: str = "", tta: str = "flip",
+                    speed: str = "", selection: str = "", version: str = "1") -> Path:
+    """Bundle a soft-vote ensemble (``NAME.ensemble.yaml``, members by bundled name or path) as one model
+    ``dest_dir/NAME``: the members packed into one network (weights + ONNX graph), so it is resolved by name,
+    calibrated and served like any single model. The card lists each member with its numbers on ``split``."""
+    from ..evaluation.evaluate import evaluate_module
+    from ..models.ensemble import EnsembleSpec, build_soft_vote, resolve_member
+
+    spec_path = Path(spec_path)
+    ens = EnsembleSpec.load(spec_path)
+    files = [resolve_member(m.model, spec_path.parent) for m in ens.members]
+    loaded = [load_model(f) for f in files]
+    model, spec = build_soft_vote(loaded, [m.weight for m in ens.members], name)
+    data = [str(d) for d in ([data] if isinstance(data, (str, Path)) else data)]
+    cfg = {"data": data, "ferplus": ferplus, "classes": list(spec.classes)}
+    val = _validation_faces(cfg, split)
+    rows = ["| # | member | architecture | parameters | weight | one pass | flip TTA |", "|---|---|---|---|---|---|---|"]
+    for i, ((net, mspec), member, path) in enumerate(zip(loaded, ens.members, files), 1):
+        one, flip = evaluate_module(net, mspec, val), evaluate_module(net, mspec, val, tta="flip")
+        rows.append(f"| {i} | `{member.model}` ({mspec.name}) | `{mspec.arch}` | {count_parameters(net):,} | "
+                    f"{member.weight:.3f} | {one.accuracy:.2%} | {flip.accuracy:.2%} |")
+    m = evaluate_module(model, spec, val)
+    m.extra["split"] = split
+    spec.metrics = {"split": split, "accuracy": m.accuracy, "macro_f1": m.macro_f1, "weighted_f1": m.weighted_f1,
+                    "n": m.n}
+    docs = Path(docs_dir)
+    docs.mkdir(parents=True, exist_ok=True)
+    m.plot_confusion(docs / f"{name}-confusion_matrix.png",
+                     f"{name} on {split}: accuracy {m.accuracy:.2%}, macro-F1 {m.macro_f1:.3f}")
+    tuned = ens.tuned or {}
+    how = (f"weights fitted by `emolens ensemble tune` ({tuned.get('objective', 'nll')}) on {tuned.get('split')}"
+           f" (n = {tuned.get('n', '?')})" if tuned else "weights given in the spec")
+    training = f"""- a soft vote (weighted mean of the members' softmax) of {len(ens.members)} networks, each trained by `emolens train` (recipes in configs/; the members' own cards in members/); {how}; spec: `{spec_path.name}`
+- members, accuracy on {split} (raw networks):
+
+{chr(10).join(rows)}
+- hardware: {trained_on or hardware()}"""
+    exported = selection or f"split `{split}` was only reported on, never used to choose"
+    return _write_card(model, spec, m.to_dict(), cfg, val, Path(dest_dir), docs, name,
+                       "emolens itself: a soft vote (`emolens ensemble`) of networks trained by `emolens train`",
+                       exported, training, notes, tta, speed, curves=False, version=version)
+
+
 def _write_card(model, spec, metrics: dict, cfg: dict, val, dest_dir: Path, docs: Path, name: str, made_by: str,
                 exported: str, training: str, notes: str, tta: str, speed: str, curves: bool,
                 version: str = "1", train_split: str = "Training", held_out: bool = False) -> Path:
