@@ -66,9 +66,12 @@ if __name__ == "__main__":
     p.add_argument("--notes", default="")
     p.add_argument("--tta", default="flip", help="evaluate's default test-time augmentation for this model: "
                    "none, flip or ten_crop")
+    p.add_argument("--dest", default=None, help="write the model here instead of the package (ensemble members: "
+                   "members/); the package's pins are then left alone")
     p.add_argument("--speed", default="", help="the card's Speed section (numbers and the command that gave them)")
     a = p.parse_args()
-    dest, docs = WEIGHTS, REPO / "docs" / "models"
+    dest, docs = (Path(a.dest) if a.dest else WEIGHTS), REPO / "docs" / "models"
+    dest.mkdir(parents=True, exist_ok=True)
     if a.onnx_only:
         for name in a.onnx_only:
             print(f"exported {ship_onnx(dest / f'{name}.safetensors')}")
@@ -92,5 +95,7 @@ if __name__ == "__main__":
             p.error("a run needs --command (the training command written in the card)")
         out = bundle(a.source, dest, docs, a.name, a.command, a.trained_on, a.notes, tta=a.tta, speed=a.speed)
         print(f"bundled {out}")
+    if dest.resolve() != WEIGHTS.resolve():
+        raise SystemExit(0)   # not a bundled model: nothing to pin
     for name, hashes in write_pins().items():
         print(f"pinned {name}: " + ", ".join(f"{k} {v[:12]}..." for k, v in hashes.items()))
