@@ -21,7 +21,8 @@ class Recognizer:
     """Detect faces, align them, and classify their expressions, all faces of a call in one batch.
 
     model: a bundled model name, ``"default"``, or a ``.safetensors`` path.
-    detector: a registered detector name (see ``emolens detectors``) or a FaceDetector object.
+    detector: a registered detector name (see ``emolens detectors``; ``"none"``: each image is one
+        pre-cropped face, resized to the model's input) or a FaceDetector object.
     backend: ``"onnx"`` (ONNX Runtime, default; torch if onnxruntime is missing) or ``"torch"``.
     threads: CPU threads for the classifier and detector runtimes (default: EMOLENS_THREADS or all).
     margin: border around each face crop, as a fraction of the face size.

@@ -23,13 +23,18 @@ PHOTO_MAX_SIDE = 960
 #: for small faces and large videos.
 STREAM_MAX_SIDE = 320
 
+#: An image with no face found and no side longer than this is likely a face crop (FER-2013's are
+#: 48x48): detectors need some of the head's surroundings, so the message points to --detector none.
+CROP_SIDE = 256
+
 
 def add_common(p, max_side: int | None = None) -> None:
     from ..vision.detectors.base import DEFAULT_MAX_SIDE
 
     max_side = DEFAULT_MAX_SIDE if max_side is None else max_side
     p.add_argument("--model", default="default", help="bundled model name, default, or a .safetensors path")
-    p.add_argument("--detector", default=None, help="face detector (default retinaface; see `emolens detectors`)")
+    p.add_argument("--detector", default=None, help="face detector (default retinaface; see `emolens detectors`); "
+                   "none: each image is one pre-cropped face")
     p.add_argument("--backend", default="onnx", choices=["onnx", "torch"], help="classifier runtime (default onnx)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("--min-score", dest="min_score", type=float, default=None, help="detector confidence threshold")
@@ -150,7 +155,9 @@ def worker_options(args, workers: int):
 def print_frame(frame, top: int) -> None:
     name = frame.source
     if not frame.faces:
-        print(f"{name}  no face found")
+        crop = f" ({frame.width}x{frame.height}: for a face crop use --detector none)" \
+            if 0 < max(frame.width, frame.height) <= CROP_SIDE else ""
+        print(f"{name}  no face found{crop}")
         return
     for i, f in enumerate(frame.faces):
         box = ",".join(f"{v:.0f}" for v in f.box)
