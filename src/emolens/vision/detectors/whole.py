@@ -17,6 +17,6 @@ class WholeImageDetector(FaceDetector):
 
     default_min_score = 0.0
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray, max_side: int | None = None) -> list[Detection]:
         h, w = np.shape(image)[:2]
         return [Detection((0.0, 0.0, float(w), float(h)), 1.0)] if h and w else []
