@@ -224,8 +224,9 @@ def video_targets(source: Path, args, several: bool) -> tuple[Path, Path | None,
     if several:
         out = Path(out) / f"{source.stem}.mp4" if out else None
         csv_path = Path(csv_path) / f"{source.stem}_timeline.csv" if csv_path else None
-    if csv_path is None and out is None:
-        csv_path = f"{source.stem}_timeline.csv"     # something to show for the run
+    if csv_path is None and out is None:             # something to show for the run, beside the input
+        csv_path = source.with_name(f"{source.stem}_timeline.csv") if source.is_file() else \
+            Path(f"{source.stem}_timeline.csv")      # (a stream URL: the working folder)
     plots_dir = None
     if not args.no_plots:
         plots_dir = args.plots or (Path(csv_path).parent if csv_path else Path(out).parent)
@@ -251,7 +252,7 @@ def report_video(s) -> None:
           f"faces detected on {s.detections} frames, followed on the others)")
     for label, path in (("annotated video", s.video), ("timeline csv", s.csv), ("overview plot", s.overview)):
         if path:
-            print(f"wrote {label}: {path}")
+            print(f"wrote {label}: {path}" + (" (with the input's audio track)" if path == s.video and s.audio else ""))
     for path in s.plots:
         print(f"wrote timeline plot: {path}")
 
@@ -305,15 +306,16 @@ def register(sub) -> None:
     v = sub.add_parser("video", help="recognise and track faces in video files (streamed)")
     v.add_argument("inputs", nargs="+", metavar="IN", help="video file(s)")
     add_common(v, "stream")
-    v.add_argument("--out", help="annotated video to write: .mp4 (H.264, plays in browsers), .mov or .avi; "
-                   "with several inputs a folder (STEM.mp4 each)")
-    v.add_argument("--csv", help="per-frame, per-face CSV (default IN_timeline.csv when --out is not given); "
+    v.add_argument("--out", help="annotated video to write: .mp4 (H.264, plays in browsers), .mov or .avi, with "
+                   "the input's audio track; with several inputs a folder (STEM.mp4 each) (default: none)")
+    v.add_argument("--csv", help="per-frame, per-face CSV (default without --out: IN_timeline.csv beside the input); "
                    "with several inputs a folder (STEM_timeline.csv each)")
     v.add_argument("--every", type=int, default=1, metavar="N", help="process every N-th frame (default 1)")
     add_tracking(v)
     v.add_argument("--smooth", type=float, default=0.5, metavar="SECONDS",
                    help="half-life of the per-track probability smoothing (0: off; default 0.5)")
-    v.add_argument("--plots", metavar="DIR", help="folder for the timeline PNGs (default: beside the CSV)")
+    v.add_argument("--plots", metavar="DIR", help="folder for the timeline PNGs (default: beside the CSV, else "
+                   "beside the annotated video)")
     v.add_argument("--no-plots", dest="no_plots", action="store_true")
     v.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bar")
     add_workers(v, "videos")
