@@ -143,7 +143,8 @@ def cmd_export(args) -> int:
     out, spec = r.path, r.spec
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); input 'faces' (N, {spec.preprocess.channels}, "
           f"{spec.preprocess.model_size}, {spec.preprocess.model_size}), mean {spec.preprocess.mean}, "
-          f"std {spec.preprocess.std}; classes {', '.join(spec.classes)}")
+          f"std {spec.preprocess.std}; classes {', '.join(spec.classes)}; these, the calibration and the emolens "
+          "version are in its metadata props (it loads without its JSON spec)")
     return 0
 
 

@@ -22,7 +22,8 @@ def add_common(p, kind: str) -> None:
     from ..vision.detection_size import DETECTION_SIZE
 
     size = DETECTION_SIZE[kind]
-    p.add_argument("--model", default="default", help="bundled model name, default, or a .safetensors path")
+    p.add_argument("--model", default="default", help="bundled model name, default, a .safetensors path or an "
+                   "exported .onnx file (`emolens export`)")
     p.add_argument("--detector", default=None, help="face detector (default retinaface; see `emolens detectors`); "
                    "none: each image is one pre-cropped face")
     p.add_argument("--backend", default="onnx", choices=["onnx", "torch"], help="classifier runtime (default onnx)")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelError
 from ..models.calibration import Calibration, softmax
 
 ECE_BINS = 15
@@ -213,6 +214,10 @@ def calibrate_model(model, data, ferplus=None, split: str | None = None, prior_s
     from ..runtime import load_classifier
     from ..models.resolve import resolve_weights
 
+    weights = resolve_weights(model)
+    if weights.suffix.lower() == ".onnx":
+        raise ModelError(f"{weights}: an exported ONNX file keeps the calibration it was exported with; calibrate "
+                         "the model's .safetensors + .json spec, then export it again")
     clf = load_classifier(model, backend=backend, raw=True)
     ds = load_dataset(data, ferplus=ferplus).in_model_order(clf.classes, clf.name)
     val = ds.split(split, "val")
@@ -226,7 +231,6 @@ def calibrate_model(model, data, ferplus=None, split: str | None = None, prior_s
     cal.objective = objective if operating_point else ""
     cal.ece_cross_fitted = round(cross_fitted_ece(logits, val.labels, prior, operating_point, max_accuracy_drop,
                                                   **fit), 4)
-    weights = resolve_weights(model)
     spec = json.loads(weights.with_suffix(".json").read_text())
     if out:
         target = Path(out).with_suffix(".safetensors")

@@ -204,6 +204,9 @@ def load_model(path: str | Path, trust_unhashed: bool = False) -> tuple[nn.Modul
         raise ModelError(f"loading {Path(path).name} as a torch network needs torch and safetensors ({e.name} is "
                          "missing): pip install 'emolens[train]'") from None
 
+    if Path(path).suffix.lower() == ".onnx" and not Path(path).with_suffix(".safetensors").exists():
+        raise ModelError(f"{path}: an exported ONNX network, which runs on the onnx backend only; this needs the "
+                         "model's .safetensors weights and .json spec")
     path = Path(path).with_suffix(".safetensors")
     if not path.exists():
         raise ModelError(f"{path}: no such weights file")
