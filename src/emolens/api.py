@@ -77,7 +77,8 @@ class Recognizer:
 
     def info(self) -> dict:
         """The model and pipeline this Recognizer runs: name, version, architecture, classes, face
-        size, weights sha256, validation metrics, backend, detector and its detection size per kind of
+        size, weights sha256, validation metrics (as shipped, calibrated, unless ``raw``: see
+        :meth:`~emolens.models.weights.ModelSpec.reported_metrics`), backend, detector and its detection size per kind of
         input (the server's /v1/models)."""
         from .vision.detection_size import DETECTION_SIZE, detection_size
 
@@ -89,8 +90,9 @@ class Recognizer:
                 "calibrated": not self.classifier.raw and bool(spec.calibration)}
         if spec.sha256:
             info["sha256"] = spec.sha256
-        if spec.metrics:
-            info["metrics"] = spec.metrics
+        metrics = spec.reported_metrics(raw=self.classifier.raw)   # those of the probabilities it gives
+        if metrics:
+            info["metrics"] = metrics
         return info
 
     def predict(self, image, *, bgr: bool = False):
