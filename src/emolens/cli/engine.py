@@ -120,9 +120,38 @@ def cmd_models(args) -> int:
         print("\narchitectures to train: they need torch, pip install 'emolens[train]'")
         return 0
     print(f"\n{'architecture':<22} {'params (7 cl.)':>14}  source")
+    from . import EXTRA_MODULES
+
+    packages = {m for modules in EXTRA_MODULES.values() for m in modules}
+    problems: dict[str, str | None] = {}
     for info in list_models():
-        print(f"{info.name:<22} {_parameter_text(info):>14}  {info.source}")
+        for package in set(info.needs) & packages - set(problems):
+            problems[package] = import_problem(package)
+        print(f"{info.name:<22} {_parameter_text(info, problems):>14}  {info.source}")
+    for problem in filter(None, problems.values()):
+        print(problem)
     return 0
+
+
+def import_problem(module: str) -> str | None:
+    """Why ``module`` cannot be imported, in one line; None when it imports. Tells a package that
+    is not installed from one that is but fails to import (timm without a working torchvision)."""
+    import importlib
+
+    from . import is_installed
+
+    if not is_installed(module):
+        return f"{module} is not installed: pip install 'emolens[zoo]' -c constraints.txt"
+    try:
+        importlib.import_module(module)
+    except Exception as e:  # installed, but it (or a package it imports) is missing or broken
+        text = f"{module} is installed but cannot import: {(str(e).splitlines() or [''])[0]} ({type(e).__name__})"
+        if "torchvision" in str(e) or getattr(e, "name", "") == "torchvision":
+            import torch
+
+            text += f"; it needs a torchvision built for this torch ({torch.__version__})"
+        return text
+    return None
 
 
 def metrics_text(m: dict) -> str:
@@ -134,12 +163,15 @@ def metrics_text(m: dict) -> str:
     return f"accuracy {views} ({m.get('split', '?')}, validation; {how})"
 
 
-def _parameter_text(info) -> str:
+def _parameter_text(info, problems: dict[str, str | None]) -> str:
     from ..models.registry import count_parameters, create_model
 
+    broken = [p for p in info.needs if problems.get(p)]
+    if broken:
+        return ", ".join(f"needs {p}" if " is not installed" in problems[p] else f"{p} fails" for p in broken)
     try:
         return f"{count_parameters(create_model(info.name, num_classes=7)):,}"
-    except Exception as e:  # an optional extra not installed
+    except Exception as e:  # an ensemble without members, an option it lacks
         return f"needs {', '.join(info.needs) or type(e).__name__}"
 
 
@@ -304,7 +336,10 @@ def register(sub) -> None:
     a.add_argument("--name", help="the model's name (default: the --out file name)")
     a.set_defaults(func=cmd_average)
 
-    m = sub.add_parser("models", help="list registered architectures and bundled models")
+    m = sub.add_parser("models", help="list registered architectures and bundled models",
+                       description="The bundled models with the accuracy users get (as shipped, calibrated; "
+                       "the split and the TTA named), then every registered architecture with its parameter "
+                       "count for 7 classes, or what it needs that is missing.")
     m.set_defaults(func=cmd_models)
 
     x = sub.add_parser("export", help="export a model to ONNX")
