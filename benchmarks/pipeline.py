@@ -165,8 +165,9 @@ def main() -> None:
     p.add_argument("--detector", default="retinaface")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--repeat", type=int, default=40)
-    p.add_argument("--max-side", dest="max_side", type=int, default=None,
-                   help="detector input limit (default: the detector's, 480: frames run at 480x360; 0: full size)")
+    p.add_argument("--max-side", dest="max_side", type=int, default=480,
+                   help="detector input limit (default 480: frames run at 480x360, the size docs/recognition.md "
+                        "reports; a Recognizer's photo default, 960, detects these frames at full size, as 0 does)")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=False,
                    help="classify mirrored faces too (default off, as in Recognizer)")
     p.add_argument("--write", metavar="MD", help="also write the results as a markdown page")
@@ -230,7 +231,7 @@ def write_page(path: Path, env: str, model_note: str, args, text: str, one: dict
                   f"{one['classify'].show(2)} ms per face (target <= 2 ms).", ""]
     if variants:
         lines += ["## Other settings, one thread", "",
-                  "By default the detector works on a copy at most 480 px on its longer side (480x360 for these "
+                  "The table above detects on a copy at most 480 px on its longer side (480x360 for these "
                   "frames), which finds faces down to about 20 px wide in a 640x480 frame. "
                   "`Recognizer(max_side=0)` / `--max-side 0` detects on the full frame (faces down to about "
                   "16 px, and slower); `tta=True` also classifies the mirrored face (two passes per face).", ""]

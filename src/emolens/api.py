@@ -21,14 +21,17 @@ class Recognizer:
     """Detect faces, align them, and classify their expressions, all faces of a call in one batch.
 
     model: a bundled model name, ``"default"``, or a ``.safetensors`` path.
-    detector: a registered detector name (see ``emolens detectors``) or a FaceDetector object.
+    detector: a registered detector name (see ``emolens detectors``; ``"none"``: each image is one
+        pre-cropped face, resized to the model's input) or a FaceDetector object.
     backend: ``"onnx"`` (ONNX Runtime, default; torch if onnxruntime is missing) or ``"torch"``.
     threads: CPU threads for the classifier and detector runtimes (default: EMOLENS_THREADS or all).
     margin: border around each face crop, as a fraction of the face size.
     min_score: detector confidence threshold (default: the detector's own).
-    max_side: the detector works on a copy at most this big (default 480 px; larger finds smaller
-        faces in big photos, 0 = full size; smaller is faster). ``emolens predict`` uses 960: on a
-        4000x3000 group photo it finds 13 of 24 faces where 480 finds none (docs/benchmarks-video.md).
+    max_side: the detector works on a copy at most this many pixels on its longer side (0: full
+        size; larger finds smaller faces, smaller is faster). Default: by kind of input, as
+        ``emolens predict / video / webcam`` and the server do (:mod:`emolens.vision.detection_size`):
+        960 for photos (``predict``, ``predict_batch``; smaller images at their own size), 320 for
+        streams (``tracker``, ``stream``, ``predict_video``); a number sets both.
     tta: test-time augmentation: ``flip`` (or True) also classifies the mirrored face and averages,
         about one point more accuracy for twice the classifier time; ``ten_crop`` averages ten views
         for ten times the time. Off by default here (None: follow the model spec, as `evaluate` does).
@@ -46,20 +49,23 @@ class Recognizer:
                  min_confidence: float | None = None, raw: bool = False, trust_unhashed: bool = False):
         from .runtime import load_classifier
         from .vision.align import DEFAULT_MARGIN
+        from .vision.detection_size import detection_size
         from .vision.detectors import FaceDetector, create_detector
         from .vision.pipeline import Pipeline
 
+        self.max_side = max_side
         if isinstance(detector, FaceDetector):
             self.detector = detector
         else:  # first: a missing detector package is the quicker error to report
-            self.detector = create_detector(detector, min_score=min_score, max_side=max_side, threads=threads)
+            self.detector = create_detector(detector, min_score=min_score, max_side=detection_size("photo", max_side),
+                                            threads=threads)
         if min_confidence is not None and not 0 <= min_confidence <= 1:
             raise ValueError(f"min_confidence must lie in [0, 1], not {min_confidence}")
         self.min_confidence = min_confidence
         self.classifier = load_classifier(model, backend=backend, threads=threads, raw=raw,
                                           trust_unhashed=trust_unhashed)
         self.pipeline = Pipeline(self.detector, self.classifier, DEFAULT_MARGIN if margin is None else margin, tta,
-                                 min_confidence)
+                                 min_confidence, max_side=detection_size("photo", max_side))
 
     def __repr__(self) -> str:
         return (f"Recognizer(model={self.classifier.name!r}, detector={self.detector.name!r}, "
@@ -71,15 +77,22 @@ class Recognizer:
 
     def info(self) -> dict:
         """The model and pipeline this Recognizer runs: name, version, architecture, classes, face
-        size, weights sha256, validation metrics, backend and detector (the server's /info)."""
+        size, weights sha256, validation metrics (as shipped, calibrated, unless ``raw``: see
+        :meth:`~emolens.models.weights.ModelSpec.reported_metrics`), backend, detector and its detection size per kind of
+        input (the server's /v1/models)."""
+        from .vision.detection_size import DETECTION_SIZE, detection_size
+
         spec = self.classifier.spec
         info = {"name": spec.name, "version": str(spec.version), "arch": spec.arch, "classes": list(spec.classes),
                 "input_size": spec.preprocess.input_size, "backend": self.classifier.backend,
-                "detector": self.detector.name, "calibrated": not self.classifier.raw and bool(spec.calibration)}
+                "detector": self.detector.name,
+                "detection_size": {kind: detection_size(kind, self.max_side) for kind in DETECTION_SIZE},
+                "calibrated": not self.classifier.raw and bool(spec.calibration)}
         if spec.sha256:
             info["sha256"] = spec.sha256
-        if spec.metrics:
-            info["metrics"] = spec.metrics
+        metrics = spec.reported_metrics(raw=self.classifier.raw)   # those of the probabilities it gives
+        if metrics:
+            info["metrics"] = metrics
         return info
 
     def predict(self, image, *, bgr: bool = False):
@@ -111,13 +124,15 @@ class Recognizer:
         ``detect_every``: run the face detector every N-th frame and carry the faces in between
         (default :data:`~emolens.vision.streaming.DEFAULT_DETECT_EVERY`; 1: every frame);
         ``half_life``: seconds of per-track probability smoothing (0: off); ``patience``: seconds
-        a face may vanish and come back with its id (default 1)."""
+        a face may vanish and come back with its id (default 1). Frames are detected at the stream
+        size (``max_side``, by default 320: :mod:`emolens.vision.detection_size`)."""
+        from .vision.detection_size import detection_size
         from .vision.streaming import DEFAULT_DETECT_EVERY, StreamTracker
         from .vision.tracking import DEFAULT_PATIENCE
 
         return StreamTracker(self.pipeline, detect_every=DEFAULT_DETECT_EVERY if detect_every is None else detect_every,
                              half_life=half_life, patience=DEFAULT_PATIENCE if patience is None else patience,
-                             min_confidence=self.min_confidence)
+                             min_confidence=self.min_confidence, max_side=detection_size("stream", self.max_side))
 
     def stream(self, frames: Iterable, *, bgr: bool = False, fps: float | None = None, detect_every: int | None = None,
                half_life: float = 0.5, patience: float | None = None, source: str = "") -> Iterator:

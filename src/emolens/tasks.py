@@ -113,15 +113,17 @@ class ExportResult:
 
 def export(model: str | Path = "default", out: str | Path | None = None) -> ExportResult:
     """Write a model as ONNX (input ``faces`` (N, C, S, S) normalised as its spec says, output
-    ``logits``): a bundled model's shipped file (checked against its pinned hash, no torch needed),
-    another model exported from torch."""
+    ``logits``): a bundled model's shipped network (checked against its pinned hash, no torch
+    needed), another model exported from torch. The file carries the spec (classes, preprocessing,
+    calibration, emolens version) as ONNX metadata props, so it loads without the JSON spec:
+    ``Recognizer(model="NAME.onnx")``."""
     from .files import atomic_write_bytes
     from .models.resolve import resolve_weights
-    from .runtime.onnx_model import onnx_bytes
+    from .runtime.onnx_model import onnx_bytes, with_metadata
 
     data, spec = onnx_bytes(resolve_weights(model))
     path = Path(out or f"{spec.name}.onnx")
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, with_metadata(data, spec))
     return ExportResult(path, spec)
 
 

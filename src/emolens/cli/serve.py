@@ -13,10 +13,13 @@ DEFAULT_PORT = 8000
 
 
 def register(subparsers) -> None:
+    from ..vision.detection_size import describe
+
     p = subparsers.add_parser(
         "serve", help="serve the REST/WebSocket API and the web page",
         description="Start the web service: POST /v1/predict, WS /v1/stream, GET /v1/models, GET /healthz, "
-                    "the OpenAPI schema at /openapi.json and the web page at /.",
+                    "the OpenAPI schema at /openapi.json and the web page at /. Faces are detected as by the CLI "
+                    f"and the Python API: {describe()} (uploads are photos, WebSocket frames a stream).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port")

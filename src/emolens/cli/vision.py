@@ -11,33 +11,31 @@ from ..errors import EmolensError
 #: Images read and classified together by ``emolens predict`` (all their faces in one batch).
 PREDICT_CHUNK = 16
 
-#: ``emolens predict``'s detection size: photos are often large with small faces. On a 4000x3000
-#: group photo (benchmarks/video.py, docs/benchmarks-video.md) 480 px found 0 of 24 faces, 960 px
-#: 13 for about 1.5x the detection time, 1280 px 16 for about 2.3x; streams detect at 320 (below).
-PHOTO_MAX_SIDE = 960
-
-#: The detection size of streams, ``emolens video`` and ``emolens webcam``: at 320 px one core
-#: recognises a 640x480 frame with one face in 7.8 ms with the detector on every frame and 3.4 ms at
-#: the default --detect-every (21.3 and 5.3 ms at 480; docs/benchmarks-video.md), the issue's
-#: targets (10 and 4 ms); faces under ~30 px in such a frame are missed: --max-side 480 (or more)
-#: for small faces and large videos.
-STREAM_MAX_SIDE = 320
+#: An image with no face found and no side longer than this is likely a face crop (FER-2013's are
+#: 48x48): detectors need some of the head's surroundings, so the message points to --detector none.
+CROP_SIDE = 256
 
 
-def add_common(p, max_side: int | None = None) -> None:
-    from ..vision.detectors.base import DEFAULT_MAX_SIDE
+def add_common(p, kind: str) -> None:
+    """The recogniser's options; ``kind`` (photo or stream) names the default detection size
+    (:mod:`emolens.vision.detection_size`, the table the Python API and the server read too)."""
+    from ..vision.detection_size import DETECTION_SIZE
 
-    max_side = DEFAULT_MAX_SIDE if max_side is None else max_side
-    p.add_argument("--model", default="default", help="bundled model name, default, or a .safetensors path")
-    p.add_argument("--detector", default=None, help="face detector (default retinaface; see `emolens detectors`)")
+    size = DETECTION_SIZE[kind]
+    p.add_argument("--model", default="default", help="bundled model name, default, a .safetensors path or an "
+                   "exported .onnx file (`emolens export`)")
+    p.add_argument("--detector", default=None, help="face detector (default retinaface; see `emolens detectors`); "
+                   "none: each image is one pre-cropped face")
     p.add_argument("--backend", default="onnx", choices=["onnx", "torch"], help="classifier runtime (default onnx)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("--min-score", dest="min_score", type=float, default=None, help="detector confidence threshold")
     p.add_argument("--margin", type=float, default=None, help="border around each face crop, fraction of face size")
-    p.add_argument("--max-side", dest="max_side", type=int, default=max_side,
-                   help=f"detect on a copy at most this many pixels on its longer side (default {max_side}; 480 finds "
-                        "faces down to ~20 px in a 640x480 frame, 960 many more small faces in big photos for about "
-                        "1.5x the detection time; 0: full size)")
+    p.add_argument("--max-side", dest="max_side", type=int, default=None, metavar="PX",
+                   help=f"detect on a copy at most PX pixels on its longer side, smaller images at their own size "
+                        f"(default {size}, the {kind} size; photos {DETECTION_SIZE['photo']}, streams "
+                        f"{DETECTION_SIZE['stream']}, as in Python and the server; 480 finds faces down to ~20 px in "
+                        "a 640x480 frame, 960 many more small faces in big photos for about 1.5x the detection time; "
+                        "0: full size)")
     p.add_argument("--min-confidence", dest="min_confidence", type=float, default=None, metavar="P",
                    help="label a face 'uncertain' when its top calibrated probability is below P (default: off)")
     p.add_argument("--raw", action="store_true", help="the network's own probabilities, without the model's stored "
@@ -150,7 +148,9 @@ def worker_options(args, workers: int):
 def print_frame(frame, top: int) -> None:
     name = frame.source
     if not frame.faces:
-        print(f"{name}  no face found")
+        crop = f" ({frame.width}x{frame.height}: for a face crop use --detector none)" \
+            if 0 < max(frame.width, frame.height) <= CROP_SIDE else ""
+        print(f"{name}  no face found{crop}")
         return
     for i, f in enumerate(frame.faces):
         box = ",".join(f"{v:.0f}" for v in f.box)
@@ -225,8 +225,9 @@ def video_targets(source: Path, args, several: bool) -> tuple[Path, Path | None,
     if several:
         out = Path(out) / f"{source.stem}.mp4" if out else None
         csv_path = Path(csv_path) / f"{source.stem}_timeline.csv" if csv_path else None
-    if csv_path is None and out is None:
-        csv_path = f"{source.stem}_timeline.csv"     # something to show for the run
+    if csv_path is None and out is None:             # something to show for the run, beside the input
+        csv_path = source.with_name(f"{source.stem}_timeline.csv") if source.is_file() else \
+            Path(f"{source.stem}_timeline.csv")      # (a stream URL: the working folder)
     plots_dir = None
     if not args.no_plots:
         plots_dir = args.plots or (Path(csv_path).parent if csv_path else Path(out).parent)
@@ -252,7 +253,7 @@ def report_video(s) -> None:
           f"faces detected on {s.detections} frames, followed on the others)")
     for label, path in (("annotated video", s.video), ("timeline csv", s.csv), ("overview plot", s.overview)):
         if path:
-            print(f"wrote {label}: {path}")
+            print(f"wrote {label}: {path}" + (" (with the input's audio track)" if path == s.video and s.audio else ""))
     for path in s.plots:
         print(f"wrote timeline plot: {path}")
 
@@ -294,7 +295,7 @@ def cmd_detectors(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("predict", help="recognise expressions in images and folders (recursively)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
-    add_common(p, max_side=PHOTO_MAX_SIDE)
+    add_common(p, "photo")
     p.add_argument("--json", metavar="FILE", help="write all results as JSON (- for stdout)")
     p.add_argument("--csv", metavar="FILE", help="write one row per face as CSV (- for stdout)")
     p.add_argument("--save-dir", dest="save_dir", metavar="DIR", help="write annotated copies of the images here")
@@ -305,16 +306,17 @@ def register(sub) -> None:
 
     v = sub.add_parser("video", help="recognise and track faces in video files (streamed)")
     v.add_argument("inputs", nargs="+", metavar="IN", help="video file(s)")
-    add_common(v, max_side=STREAM_MAX_SIDE)
-    v.add_argument("--out", help="annotated video to write: .mp4 (H.264, plays in browsers), .mov or .avi; "
-                   "with several inputs a folder (STEM.mp4 each)")
-    v.add_argument("--csv", help="per-frame, per-face CSV (default IN_timeline.csv when --out is not given); "
+    add_common(v, "stream")
+    v.add_argument("--out", help="annotated video to write: .mp4 (H.264, plays in browsers), .mov or .avi, with "
+                   "the input's audio track; with several inputs a folder (STEM.mp4 each) (default: none)")
+    v.add_argument("--csv", help="per-frame, per-face CSV (default without --out: IN_timeline.csv beside the input); "
                    "with several inputs a folder (STEM_timeline.csv each)")
     v.add_argument("--every", type=int, default=1, metavar="N", help="process every N-th frame (default 1)")
     add_tracking(v)
     v.add_argument("--smooth", type=float, default=0.5, metavar="SECONDS",
                    help="half-life of the per-track probability smoothing (0: off; default 0.5)")
-    v.add_argument("--plots", metavar="DIR", help="folder for the timeline PNGs (default: beside the CSV)")
+    v.add_argument("--plots", metavar="DIR", help="folder for the timeline PNGs (default: beside the CSV, else "
+                   "beside the annotated video)")
     v.add_argument("--no-plots", dest="no_plots", action="store_true")
     v.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bar")
     add_workers(v, "videos")
@@ -322,7 +324,7 @@ def register(sub) -> None:
 
     w = sub.add_parser("webcam", help="live window with faces and expressions")
     w.add_argument("--device", default="0", help="camera index, or a video path/URL (default 0)")
-    add_common(w, max_side=STREAM_MAX_SIDE)
+    add_common(w, "stream")
     w.add_argument("--smooth", type=float, default=0.3, metavar="SECONDS", help="smoothing half-life (default 0.3)")
     w.add_argument("--no-mirror", dest="no_mirror", action="store_true", help="do not flip the picture")
     add_tracking(w)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelError
 from ..models.calibration import Calibration, softmax
 
 ECE_BINS = 15
@@ -152,6 +153,20 @@ def calibrate(logits: np.ndarray, labels: np.ndarray, prior: np.ndarray | None =
     return cal
 
 
+def shipped_metrics(cal: Calibration, view_logits: dict[str, np.ndarray], labels: np.ndarray, classes, split: str) -> dict:
+    """What users get on ``split`` with ``cal`` applied (stored as ``cal.metrics``): accuracy and
+    macro-F1 per TTA mode, from each mode's raw logits (V, N, C) (``none``: the plain keys,
+    ``flip``: ``flip_*``), probabilities averaged over the views as the runtime does."""
+    from .metrics import compute_metrics
+
+    out: dict = {"split": split, "n": int(len(labels))}
+    for mode, z in view_logits.items():
+        m = compute_metrics(labels, softmax(cal.apply(z)).mean(0).argmax(1), list(classes))
+        prefix = "" if mode == "none" else f"{mode}_"
+        out[f"{prefix}accuracy"], out[f"{prefix}macro_f1"] = m.accuracy, m.macro_f1
+    return out
+
+
 def plot_reliability(path: str | Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "") -> None:
     """A reliability diagram: accuracy against confidence per bin, one line per named (probs, labels)."""
     import matplotlib
@@ -213,6 +228,10 @@ def calibrate_model(model, data, ferplus=None, split: str | None = None, prior_s
     from ..runtime import load_classifier
     from ..models.resolve import resolve_weights
 
+    weights = resolve_weights(model)
+    if weights.suffix.lower() == ".onnx":
+        raise ModelError(f"{weights}: an exported ONNX file keeps the calibration it was exported with; calibrate "
+                         "the model's .safetensors + .json spec, then export it again")
     clf = load_classifier(model, backend=backend, raw=True)
     ds = load_dataset(data, ferplus=ferplus).in_model_order(clf.classes, clf.name)
     val = ds.split(split, "val")
@@ -226,7 +245,8 @@ def calibrate_model(model, data, ferplus=None, split: str | None = None, prior_s
     cal.objective = objective if operating_point else ""
     cal.ece_cross_fitted = round(cross_fitted_ece(logits, val.labels, prior, operating_point, max_accuracy_drop,
                                                   **fit), 4)
-    weights = resolve_weights(model)
+    cal.metrics = shipped_metrics(cal, {"none": logits[None], "flip": clf.view_logits(val.images, "flip")},
+                                  val.labels, clf.classes, val.split_names[0])
     spec = json.loads(weights.with_suffix(".json").read_text())
     if out:
         target = Path(out).with_suffix(".safetensors")

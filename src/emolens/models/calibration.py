@@ -27,6 +27,9 @@ class Calibration:
     ece_before: float | None = None
     ece_after: float | None = None
     ece_cross_fitted: float | None = None                   # fitted on one half, measured on the other
+    # what users get on that split with it applied (as shipped): split, n, accuracy, macro_f1 (one
+    # pass) and flip_accuracy, flip_macro_f1 (flip TTA); :meth:`ModelSpec.reported_metrics` shows them
+    metrics: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Calibration":

@@ -117,6 +117,16 @@ class ModelSpec:
     # raw logits (no calibration, no TTA: the runtime applies both in numpy); empty: none shipped
     onnx: dict = field(default_factory=dict)
 
+    def reported_metrics(self, raw: bool = False) -> dict:
+        """The validation metrics of the probabilities users get: with the stored calibration and
+        operating point (as shipped, ``calibrated: True``) unless ``raw`` or the calibration holds
+        none; else the network's own (``calibrated: False``). ``accuracy``/``macro_f1`` are one
+        pass (the Recognizer's default), ``flip_*`` with flip TTA; ``split`` names the split."""
+        shipped = (self.calibration or {}).get("metrics") or {}
+        if shipped and not raw:
+            return {**shipped, "calibrated": True}
+        return {**self.metrics, "calibrated": False} if self.metrics else {}
+
     @classmethod
     def from_dict(cls, d: dict) -> "ModelSpec":
         d = dict(d)
@@ -204,6 +214,9 @@ def load_model(path: str | Path, trust_unhashed: bool = False) -> tuple[nn.Modul
         raise ModelError(f"loading {Path(path).name} as a torch network needs torch and safetensors ({e.name} is "
                          "missing): pip install 'emolens[train]'") from None
 
+    if Path(path).suffix.lower() == ".onnx" and not Path(path).with_suffix(".safetensors").exists():
+        raise ModelError(f"{path}: an exported ONNX network, which runs on the onnx backend only; this needs the "
+                         "model's .safetensors weights and .json spec")
     path = Path(path).with_suffix(".safetensors")
     if not path.exists():
         raise ModelError(f"{path}: no such weights file")

@@ -1,5 +1,7 @@
-"""Draw results on an image: a box per face in its label's colour, the label (and track id), bars
-for the top probabilities, and the landmarks. Works on BGR images (OpenCV's order), in place."""
+"""Draw results on an image: a box per face in its label's colour, the label (and track id) with
+its probability, bars for the next most probable classes, and the landmarks. Works on BGR images
+(OpenCV's order), in place. Text is black or white, whichever reads better on the colour behind
+it, and every label stays inside the image."""
 
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ COLOURS = {
     "sad": (200, 110, 30), "surprise": (0, 140, 255), "neutral": (190, 190, 190), "contempt": (120, 120, 40),
     UNCERTAIN: (128, 128, 128),
 }
+BLACK, WHITE = (0, 0, 0), (255, 255, 255)
+#: The bars' background (the part of a bar its probability does not fill).
+BAR_BACKGROUND = (40, 40, 40)
 
 
 def colour(label: str) -> tuple[int, int, int]:
@@ -22,8 +27,17 @@ def colour(label: str) -> tuple[int, int, int]:
     return (h & 255, (h >> 8) & 255, (h >> 16) & 255)
 
 
+def text_colour(background: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white text, whichever contrasts more with the BGR ``background`` (WCAG relative
+    luminance: black above 0.179): black on yellow, orange and grey, white on red, blue and green."""
+    linear = [(c / 255) / 12.92 if c <= 10 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in background]
+    b, g, r = linear
+    return BLACK if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.179 else WHITE
+
+
 def annotate(bgr: np.ndarray, frame: FrameResult, top_k: int = 3, landmarks: bool = True) -> np.ndarray:
-    """Draw ``frame``'s faces on ``bgr`` (H, W, 3) uint8, in place; returns it."""
+    """Draw ``frame``'s faces on ``bgr`` (H, W, 3) uint8, in place; returns it. Each face shows
+    ``top_k`` probabilities: its label's in the label, the next ones as bars."""
     import cv2
 
     h, w = bgr.shape[:2]
@@ -36,23 +50,36 @@ def annotate(bgr: np.ndarray, frame: FrameResult, top_k: int = 3, landmarks: boo
         cv2.rectangle(bgr, (x1, y1), (x2, y2), col, thick, cv2.LINE_AA)
         if landmarks and face.landmarks:
             for x, y in face.landmarks:
-                cv2.circle(bgr, (int(x), int(y)), thick, (255, 255, 255), -1, cv2.LINE_AA)
+                cv2.circle(bgr, (int(x), int(y)), thick, WHITE, -1, cv2.LINE_AA)
+        ranked = face.top(max(top_k, 1))
         head = f"{face.label} {face.confidence:.0%}"
         if face.label == UNCERTAIN:                   # say what it leans to: "uncertain (happy 41%)"
-            head = f"{UNCERTAIN} ({face.top(1)[0][0]} {face.confidence:.0%})"
+            head = f"{UNCERTAIN} ({ranked[0][0]} {face.confidence:.0%})"
         if face.track_id is not None:
             head = f"#{face.track_id} {head}"
         scale = 0.5 * unit
         (tw, th), base = cv2.getTextSize(head, font, scale, thick)
-        ty = y1 - 4 if y1 - th - base - 4 >= 0 else y2 + th + 4
-        cv2.rectangle(bgr, (x1, ty - th - base), (x1 + tw + 4, ty + base), col, -1)
-        cv2.putText(bgr, head, (x1 + 2, ty), font, scale, (0, 0, 0), max(1, thick - 1), cv2.LINE_AA)
-        _bars(bgr, face.top(top_k), x1, max(y2, ty + base) + 4, max(x2 - x1, int(90 * unit)), unit)
+        box_w, box_h = tw + 4, th + base
+        inside = False
+        if y1 - box_h - 4 >= 0:                                     # above the box
+            ty = y1 - 4
+        elif y2 + th + 4 + base < h:                                # else below it
+            ty = y2 + th + 4
+        else:                                                       # else inside it, at its top (a face
+            ty, inside = max(y1, 0) + th + thick + 2, True          # as large as the picture: a crop)
+        lx = int(np.clip(x1, 0, max(0, w - box_w - 1)))             # never past the left or right edge
+        cv2.rectangle(bgr, (lx, ty - th - base), (lx + box_w, ty + base), col, -1)
+        cv2.putText(bgr, head, (lx + 2, ty), font, scale, text_colour(col), max(1, thick - 1), cv2.LINE_AA)
+        bar_w = max(x2 - x1, int(90 * unit)) if not inside else max(box_w, int(90 * unit))
+        bar_x = int(np.clip(x1 if not inside else lx, 0, max(0, w - bar_w - 1)))
+        _bars(bgr, ranked[1:top_k], bar_x, (ty + base if inside else max(y2, ty + base)) + 4, bar_w, unit)
     return bgr
 
 
 def _bars(bgr: np.ndarray, items: list[tuple[str, float]], x: int, y: int, width: int, unit: float) -> None:
-    """Small horizontal bars, one per (class, probability), below a face."""
+    """Small horizontal bars, one per (class, probability), below a face. The text is written on
+    the dark background and again, clipped, on the part its probability fills, each in the colour
+    that reads on it."""
     import cv2
 
     font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.38 * unit
@@ -61,6 +88,11 @@ def _bars(bgr: np.ndarray, items: list[tuple[str, float]], x: int, y: int, width
         top = y + i * row
         if top + row > bgr.shape[0]:
             break
-        cv2.rectangle(bgr, (x, top), (x + width, top + row - 2), (40, 40, 40), -1)
-        cv2.rectangle(bgr, (x, top), (x + int(width * p), top + row - 2), colour(name), -1)
-        cv2.putText(bgr, f"{name} {p:.2f}", (x + 2, top + row - 4), font, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        text, fill = f"{name} {p:.2f}", colour(name)
+        filled = int(width * p)
+        cv2.rectangle(bgr, (x, top), (x + width, top + row - 2), BAR_BACKGROUND, -1)
+        cv2.putText(bgr, text, (x + 2, top + row - 4), font, scale, text_colour(BAR_BACKGROUND), 1, cv2.LINE_AA)
+        if filled > 0:
+            part = bgr[top:top + row - 1, x:x + filled + 1]      # a view: drawing on it clips to the filled part
+            part[:] = fill
+            cv2.putText(part, text, (2, row - 4), font, scale, text_colour(fill), 1, cv2.LINE_AA)

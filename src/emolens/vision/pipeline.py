@@ -19,11 +19,13 @@ class Pipeline:
     """A face detector and a classifier (``emolens.runtime.Classifier``) joined by the alignment step.
 
     ``tta``: test-time augmentation (none, flip or ten_crop; True: flip); None follows the model spec.
-    ``min_confidence``: a face whose top (calibrated) probability is below it is labelled ``uncertain``."""
+    ``min_confidence``: a face whose top (calibrated) probability is below it is labelled ``uncertain``.
+    ``max_side``: the detection size of :meth:`run` (None: the detector's own)."""
 
     def __init__(self, detector: FaceDetector, classifier, margin: float = DEFAULT_MARGIN, tta: bool | str | None = None,
-                 min_confidence: float | None = None):
+                 min_confidence: float | None = None, max_side: int | None = None):
         self.detector = detector
+        self.max_side = max_side
         self.classifier = classifier
         self.margin = margin
         self.tta = tta
@@ -37,13 +39,16 @@ class Pipeline:
         """Aligned grey crops (N, S, S) at the classifier's input size."""
         return align_faces(to_grey(rgb), detections, self.classifier.input_size, self.margin)
 
-    def run(self, images: Sequence[np.ndarray], sources: Sequence[str] | None = None) -> list[FrameResult]:
-        """One FrameResult per RGB uint8 image, faces left to right; no faces gives an empty FrameResult."""
+    def run(self, images: Sequence[np.ndarray], sources: Sequence[str] | None = None,
+            max_side: int | None = None) -> list[FrameResult]:
+        """One FrameResult per RGB uint8 image, faces left to right; no faces gives an empty FrameResult.
+        ``max_side``: the detection size for this call (a stream's; default: the pipeline's)."""
         sources = list(sources) if sources is not None else [""] * len(images)
+        max_side = self.max_side if max_side is None else max_side
         detections, crops, timings = [], [], []
         for rgb in images:
             t0 = time.perf_counter()
-            dets = sorted(self.detector.detect(rgb), key=lambda d: (d.box[0], d.box[1]))  # left to right
+            dets = sorted(self.detector.detect(rgb, max_side), key=lambda d: (d.box[0], d.box[1]))  # left to right
             t1 = time.perf_counter()
             crops.append(self.crops(rgb, dets))
             t2 = time.perf_counter()

@@ -59,15 +59,17 @@ class StreamTracker:
 
     ``detect_every``: run the detector on every N-th frame (1: every frame) and carry the faces in
     between; ``half_life``: seconds of probability smoothing per track (0: off); ``patience``:
-    seconds a lost face keeps its id; ``confidence_drop``: see :data:`CONFIDENCE_DROP`.
+    seconds a lost face keeps its id; ``confidence_drop``: see :data:`CONFIDENCE_DROP`;
+    ``max_side``: the detection size (default: the pipeline's).
     """
 
     def __init__(self, pipeline, *, detect_every: int = DEFAULT_DETECT_EVERY, half_life: float = 0.5,
                  patience: float = DEFAULT_PATIENCE, min_confidence: float | None = None,
-                 confidence_drop: float = CONFIDENCE_DROP):
+                 confidence_drop: float = CONFIDENCE_DROP, max_side: int | None = None):
         if int(detect_every) < 1:
             raise ValueError(f"detect_every must be >= 1, not {detect_every}")
         self.pipeline = pipeline
+        self.max_side = max_side
         self.detect_every = int(detect_every)
         self.confidence_drop = confidence_drop
         self.faces = FaceTracker(half_life=half_life, patience=patience, min_confidence=min_confidence)
@@ -107,7 +109,7 @@ class StreamTracker:
             frame = self._carry(pipeline, grey, source, now)
         if frame is None:
             t0 = time.perf_counter()
-            frame = pipeline.run([picture.rgb], [source])[0]
+            frame = pipeline.run([picture.rgb], [source], max_side=self.max_side)[0]
             self.faces.update(frame, now)
             frame.timings_ms["track"] = (time.perf_counter() - t0) * 1e3 - frame.timings_ms["total"]
             frame.timings_ms["total"] += frame.timings_ms["track"]

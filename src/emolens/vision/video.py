@@ -1,9 +1,12 @@
 """Read videos frame by frame (never whole in memory) and write annotated ones as H.264 MP4, both
 through PyAV (FFmpeg's libraries, libx264 included, ship inside its wheels), so that browsers play
-what we write; every output appears under its final name only once it is complete."""
+what we write; every output appears under its final name only once it is complete. An annotated
+video keeps its source's audio track (copied, or re-encoded when the output container cannot hold
+its codec)."""
 
 from __future__ import annotations
 
+import heapq
 import math
 import os
 import tempfile
@@ -138,10 +141,12 @@ class VideoWriter:
     The file is encoded under a temporary name beside ``path`` and renamed by :meth:`close`;
     :meth:`abort` (or an exception inside ``with``) drops it. Frames of another size than the
     first are scaled to it (the output video has one size). ``threads``: encoder threads (0: auto).
+    ``audio_from``: a video file whose first audio track :meth:`close` adds (:func:`add_audio`);
+    the frames written should be all of that file's, from its first.
     """
 
     def __init__(self, path: str | Path, fps: float, width: int, height: int, crf: int = 23,
-                 preset: str = "veryfast", threads: int = 0):
+                 preset: str = "veryfast", threads: int = 0, audio_from: str | Path | None = None):
         try:
             import av
         except ImportError as e:  # a base dependency; only a broken install lacks it
@@ -152,8 +157,10 @@ class VideoWriter:
             raise VideoError(f"{self.path}: cannot write this kind of video; use one of {', '.join(sorted(WRITERS))}")
         fmt, codec = kind
         self.size = (width - width % 2, height - height % 2)     # yuv420p needs even sides
+        self.audio_from = audio_from
+        self.audio = False                                       # True once close() added the audio track
         self._atomic = atomic_path(self.path)
-        tmp = self._atomic.__enter__()
+        self._tmp = tmp = self._atomic.__enter__()
         try:
             options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
             self.container = av.open(str(tmp), "w", format=fmt, options=options)
@@ -180,10 +187,12 @@ class VideoWriter:
         self.frames += 1
 
     def close(self) -> Path:
-        """Flush the encoder, close the file and give it its final name."""
+        """Flush the encoder, close the file, add the audio track and give it its final name."""
         try:
             self.container.mux(self.stream.encode(None))
             self.container.close()
+            if self.audio_from is not None:
+                self.audio = add_audio(self._tmp, self.audio_from)
         except Exception as e:
             self._atomic.__exit__(type(e), e, None)
             raise
@@ -205,6 +214,83 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def has_audio(path: str | Path) -> bool:
+    """True when ``path`` is a local video file with an audio track."""
+    import av
+
+    if not Path(path).is_file():
+        return False
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            return bool(container.streams.audio)
+    except (av.error.FFmpegError, UnicodeDecodeError):
+        return False
+
+
+def add_audio(video: str | Path, source: str | Path) -> bool:
+    """Give the video file ``video`` (written by :class:`VideoWriter`) the first audio track of
+    ``source``, in place (atomically): its video copied as it is, the audio copied packet by packet
+    and kept in time with the source's video, or re-encoded (AAC, else MP3 or PCM) when the
+    container of ``video`` cannot hold its codec. False (``video`` unchanged) when ``source`` has
+    no audio track."""
+    import av
+
+    if not has_audio(source):
+        return False
+    video = Path(video)
+    try:
+        _mux_audio(video, source, copy=True)
+    except (av.error.FFmpegError, ValueError):       # the container refuses the codec: re-encode it
+        _mux_audio(video, source, copy=False)
+    return True
+
+
+def _mux_audio(video: Path, source, copy: bool) -> None:
+    import av
+
+    fmt = WRITERS[video.suffix.lower()][0]
+    options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
+    with atomic_path(video) as tmp:
+        with av.open(str(video)) as picture, av.open(str(source), metadata_errors="ignore") as sound, \
+                av.open(str(tmp), "w", format=fmt, options=options) as out:
+            v_in, a_in = picture.streams.video[0], sound.streams.audio[0]
+            v_out = out.add_stream_from_template(v_in)
+            if copy:
+                a_out = out.add_stream_from_template(a_in)
+            else:
+                codec = next(c for c in ("aac", "libmp3lame", "pcm_s16le")
+                             if c in av.codecs_available and c in out.supported_codecs)
+                a_out = out.add_stream(codec, rate=a_in.codec_context.sample_rate, layout=a_in.codec_context.layout)
+            # the source's first video frame became frame 0: the audio moves by as much, to stay in time
+            first = sound.streams.video[0] if sound.streams.video else None
+            shift = float(first.start_time * first.time_base) if first is not None and first.start_time else 0.0
+
+            def when(packet) -> float:
+                return float(packet.dts * packet.time_base) - (shift if packet.stream.type == "audio" else 0.0)
+
+            videos = (p for p in picture.demux(v_in) if p.dts is not None)
+            sounds = (p for p in sound.demux(a_in) if p.dts is not None)
+            for packet in heapq.merge(videos, sounds, key=when):   # interleaved by time, as players read
+                if packet.stream.type == "video":
+                    packet.stream = v_out
+                    out.mux(packet)
+                    continue
+                if shift:
+                    moved = round(shift / packet.time_base)
+                    packet.dts -= moved
+                    if packet.pts is not None:
+                        packet.pts -= moved
+                if copy:
+                    packet.stream = a_out
+                    out.mux(packet)
+                else:
+                    for frame in packet.decode():
+                        frame.pts = None
+                        out.mux(a_out.encode(frame))
+            if not copy:
+                out.mux(a_out.encode(None))
 
 
 def open_writer(path: str | Path, fps: float, width: int, height: int, **options) -> VideoWriter:

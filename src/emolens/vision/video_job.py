@@ -1,5 +1,5 @@
 """``emolens video``: stream a video through the recogniser with tracking, and write the annotated
-video (H.264 MP4), the per-frame per-face CSV, a timeline plot per track and one overview plot,
+video (H.264 MP4, with the input's audio track), the per-frame per-face CSV, a timeline plot per track and one overview plot,
 with a progress bar. Every output is written under a temporary name beside its final one and
 renamed when complete, so a run that is interrupted (even killed) leaves no half-written file."""
 
@@ -30,6 +30,7 @@ class VideoSummary:
     plots: list[Path] = field(default_factory=list)
     detections: int = 0                    # frames on which the face detector ran
     overview: Path | None = None
+    audio: bool = False                    # the annotated video kept the input's audio track
 
 
 def process_video(recognizer, source, out=None, csv_path=None, plots_dir=None, every: int = 1,
@@ -64,7 +65,7 @@ def process_video(recognizer, source, out=None, csv_path=None, plots_dir=None, e
             if out is not None:
                 if writer is None:
                     h, w = item.bgr.shape[:2]
-                    writer = open_writer(out, info.fps, w, h, threads=encoder_threads)
+                    writer = open_writer(out, info.fps, w, h, threads=encoder_threads, audio_from=source)
                 same_size = last is not None and (last.width, last.height) == item.bgr.shape[1::-1]
                 writer.write(annotate(item.bgr, last) if same_size else item.bgr)
             bar.update(reader.frames_read - bar.n)
@@ -88,4 +89,5 @@ def process_video(recognizer, source, out=None, csv_path=None, plots_dir=None, e
         overview = timeline.plot_overview(Path(plots_dir) / f"{stem}_overview.png", min_track_points)
     return VideoSummary(str(source), reader.frames_read, processed, faces, len(timeline.series), info.frame_count,
                         reader.ended_early, elapsed, Path(out) if out else None,
-                        Path(csv_path) if csv_path else None, plots, tracker.detections, overview)
+                        Path(csv_path) if csv_path else None, plots, tracker.detections, overview,
+                        writer is not None and writer.audio)

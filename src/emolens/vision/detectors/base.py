@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Longer side, in pixels, of the copy a detector works on (0: the image as it is). 480 keeps a
-#: 640x480 frame's detection at about 13 ms on one core (20+ ms at full size) and still finds faces
-#: down to about 20 px in such a frame; raise it (960, or 0) for small faces in large photos.
-DEFAULT_MAX_SIDE = 480
+from ..detection_size import PHOTO
+
+#: Longer side, in pixels, of the copy a detector built on its own works on (0: the image as it
+#: is): the photo size of :mod:`emolens.vision.detection_size` (a Recognizer passes the size of
+#: each kind of input to :meth:`FaceDetector.detect`).
+DEFAULT_MAX_SIDE = PHOTO
 
 #: Landmark order, for every detector that gives landmarks: left/right as seen in the image.
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -65,8 +67,10 @@ class FaceDetector:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(min_score={self.min_score}, max_side={self.max_side})"
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in an RGB uint8 image, best first; an image without faces gives an empty list."""
+    def detect(self, image: np.ndarray, max_side: int | None = None) -> list[Detection]:
+        """Faces in an RGB uint8 image, best first; an image without faces gives an empty list.
+
+        ``max_side``: the detection size for this call (default: the detector's own)."""
         import cv2
 
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -74,7 +78,8 @@ class FaceDetector:
 
             image = array_to_rgb(image)
         h, w = image.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w)) if self.max_side > 0 else 1.0
+        max_side = self.max_side if max_side is None else int(max_side)
+        scale = min(1.0, max_side / max(h, w)) if max_side > 0 else 1.0
         small = image
         if scale < 1.0:
             small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),

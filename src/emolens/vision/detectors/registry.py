@@ -59,7 +59,7 @@ def register_detector(name: str, *, package: str = "", module: str = "", landmar
 
 
 def _load_builtin() -> None:
-    from . import haar, mtcnn, retinaface, yuface  # noqa: F401  (register the built-in detectors)
+    from . import haar, mtcnn, retinaface, whole, yuface  # noqa: F401  (register the built-in detectors)
 
 
 def list_detectors() -> list[DetectorInfo]:
