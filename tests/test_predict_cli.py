@@ -219,3 +219,61 @@ def test_evaluate_numbered_folders_through_a_class_map(tmp_path, tiny_model, cap
         assert main(["evaluate", "--model", str(tiny_model), "--data", str(root), *extra]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--class-map" in err[0], err
+
+
+def test_outputs_never_overwrite_inputs(tmp_path, tiny_model, capsys):
+    """One rule for every command that writes beside its inputs: an output that is an input file (under
+    any spelling or link), or an output folder inside an input folder, is refused in one line, exit 2."""
+    photos = tmp_path / "photos"
+    photo = save_rgb(photos / "photo.jpg", face_frame(1))
+    original = photo.read_bytes()
+    (tmp_path / "link").symlink_to(photos)
+
+    def refused(argv, *texts):
+        assert main(argv + ["--model", str(tiny_model), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and all(t in err[0] for t in texts), err
+        assert photo.read_bytes() == original
+
+    refused(["predict", str(photo), "--save-dir", str(photos)], "photo.jpg: is the input", "--save-dir")
+    refused(["predict", str(photo), "--save-dir", str(tmp_path / "link")], "is the input", "--save-dir")
+    refused(["predict", str(photo), "--save-dir", str(photos / "sub" / "..")], "is the input")
+    refused(["predict", str(photo), "--json", str(photo)], "is the input", "--json")
+    refused(["predict", str(photo), "--csv", str(tmp_path / "link" / "photo.jpg")], "is the input", "--csv")
+    refused(["predict", str(photos), "--save-dir", str(photos / "annotated")],
+            "--save-dir", "lies inside the input folder", "a second run would read the annotated copies")
+    # elsewhere it writes, and a second run draws on the original again (no boxes on boxes)
+    out = tmp_path / "annotated"
+    for _ in range(2):
+        assert main(["predict", str(photos), "--save-dir", str(out), "--model", str(tiny_model), "--no-progress"]) == 0
+        first = (out / "photo.jpg").read_bytes() if _ == 0 else first
+    assert (out / "photo.jpg").read_bytes() == first and photo.read_bytes() == original
+    capsys.readouterr()
+
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for i in range(3):
+        writer.write(face_frame(1, offset=(2 * i, 0))[..., ::-1])
+    writer.release()
+    video = clip.read_bytes()
+    for option, target in (("--out", tmp_path / "x" / ".." / "clip.avi"), ("--csv", clip)):
+        assert main(["video", str(clip), option, str(target), "--model", str(tiny_model), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "is the input" in err[0] and option in err[0], err
+        assert clip.read_bytes() == video
+    # several inputs: one's output may not be another input either
+    other = tmp_path / "vids" / "clip.mp4"
+    other.parent.mkdir()
+    other.write_bytes(b"not read")
+    assert main(["video", str(clip), str(other), "--out", str(other.parent), "--model", str(tiny_model)]) == 2
+    assert "is the input" in capsys.readouterr().err and other.read_bytes() == b"not read"
+
+
+def test_audit_refuses_an_output_folder_inside_the_data(tmp_path, capsys):
+    root = tmp_path / "faces"
+    save_rgb(root / "happy" / "a.png", face_frame(1)[:48, :48])
+    assert main(["data", "audit", str(root), "--out", str(root / "audit"), "--checks", "duplicates",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lies inside the input folder" in err[0] and "contact sheets" in err[0], err
+    assert not (root / "audit").exists()

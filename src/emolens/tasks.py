@@ -200,10 +200,14 @@ def audit(path, out: str | Path = "audit", ferplus=None, ferplus_labels: bool = 
     from .data.audit import CHECKS, DETECT_SIDE, REASONS, SHEET_CAP, contact_sheet_png, findings_csv, parse_checks, run_audit
     from .data.phash import DEFAULT_MAX_DISTANCE
     from .errors import EmolensError
-    from .files import atomic_write_bytes
+    from .files import atomic_write_bytes, refuse_inside, refuse_overwriting
 
     checks = parse_checks(checks or ",".join(CHECKS))
     out = Path(out)
+    inputs = [path] if isinstance(path, (str, Path)) else list(path)
+    refuse_inside(out, inputs, "--out", "its contact sheets would be read as faces of the data set; "
+                  "choose a folder outside it")
+    refuse_overwriting([out / name for name in ("flagged.csv", "audit.json")], inputs, "--out")
     ds = load_dataset(path, strict=strict)
     options: dict = {}
     if "faces" in checks:
