@@ -158,3 +158,26 @@ def test_torch_and_onnx_runtime_agree(tiny_model):
 def test_bundled_default_model_sees_the_astronaut_smile():
     frame = emolens.Recognizer().predict(ASTRONAUT)
     assert len(frame) == 1 and frame.faces[0].label == "happy"
+
+
+def test_results_of_in_memory_images_plot_and_save_their_own_picture(rec, tmp_path, monkeypatch):
+    """An array, bytes or a PIL image has no file to read again: its result keeps the picture, so plot()
+    and save() draw on it, never on a file in the working folder named like its source ("array")."""
+    monkeypatch.chdir(tmp_path)
+    decoy = np.zeros((50, 70, 3), np.uint8)
+    for name in ("array", "bytes", "PIL image"):
+        Image.fromarray(decoy).save(tmp_path / name, format="PNG")   # files named like the sources
+    rgb = astronaut()
+    expected = rec.predict(ASTRONAUT).plot()
+    for image in (rgb, ASTRONAUT.read_bytes(), Image.fromarray(rgb)):
+        frame = rec.predict(image)
+        assert len(frame.faces) == 1
+        drawn = frame.plot()
+        assert drawn.shape == rgb.shape
+        np.testing.assert_array_equal(drawn, expected)
+        out = frame.save(tmp_path / "annotated.png")
+        np.testing.assert_array_equal(cv2.imread(str(out)), expected)
+    batch = rec.predict_batch([rgb, ASTRONAUT.read_bytes()])
+    assert [p.shape for p in batch.plot()] == [rgb.shape, rgb.shape]
+    assert "image" not in batch[0].to_dict() and not np.array_equal(rgb, batch[0].plot()[..., ::-1])
+    assert batch[0].image is not None and rec.predict(ASTRONAUT).image is None   # files are read again

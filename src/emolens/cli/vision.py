@@ -133,7 +133,7 @@ def predict_chunk(rec, chunk, save_dir: Path | None = None, top: int = 3):
             bad.append((str(path), str(e)))
     frames = rec.predict_batch(images)              # all faces of the chunk in one batch
     for frame, (path, _) in zip(frames, kept):
-        frame.source = str(path)
+        frame.source, frame.image = str(path), None   # a file again: plot() reads it, results stay small
     if save_dir is not None:
         for (path, root), rgb, frame in zip(kept, images, frames):
             save_annotated(rgb, frame, path, root, save_dir, top)

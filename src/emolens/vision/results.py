@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: The label of a face whose top probability is below the caller's ``min_confidence``.
 UNCERTAIN = "uncertain"
@@ -62,6 +66,9 @@ class FrameResult:
     frame_index: int | None = None                  # in a video
     timestamp: float | None = None                  # seconds into a video
     timings_ms: dict[str, float] = field(default_factory=dict)  # detect / classify / total
+    #: The RGB picture of an in-memory input (array, bytes, PIL image), which plot() and save() draw on;
+    #: None for a file (read again from ``source``). Not part of the JSON, CSV or table.
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.faces)
@@ -81,12 +88,17 @@ class FrameResult:
         BGR uint8 array (OpenCV's order, ready for ``cv2.imshow``/``imwrite``).
 
         ``image``: the picture these results are of, BGR (a video or webcam frame); default: the
-        file named by ``source``. ``copy=False`` draws on ``image`` itself."""
+        in-memory picture the results were made from, else the file named by ``source``.
+        ``copy=False`` draws on ``image`` itself."""
         import numpy as np
 
         from .draw import annotate
 
-        if image is None:
+        if image is None and self.image is not None:
+            import cv2
+
+            image = cv2.cvtColor(self.image, cv2.COLOR_RGB2BGR)     # a new array: the kept picture stays clean
+        elif image is None:
             image = _read_source_bgr(self.source)
         elif copy:
             image = np.array(image, copy=True)
@@ -156,7 +168,8 @@ class Results(list):
         self.to_pandas().to_csv(path, index=False)
 
     def plot(self, top_k: int = 3) -> list:
-        """Each image, read again from its ``source`` file, with its faces drawn (BGR arrays)."""
+        """Each image (its in-memory picture, else read again from its ``source`` file) with its faces
+        drawn (BGR arrays)."""
         return [frame.plot(top_k=top_k) for frame in self]
 
     def save(self, path) -> Path:
