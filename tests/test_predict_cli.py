@@ -59,7 +59,7 @@ def test_predict_folder_reports_bad_files_and_goes_on(folder, tiny_model, tmp_pa
     assert [len(img["faces"]) for img in doc["images"]] == [1, 5, 0]
     assert sorted(Path(e["file"]).name for e in doc["errors"]) == ["half.jpg", "notes.png", "zero.jpg"]
     table = pd.read_csv(out_csv)
-    assert len(table) == 6 and {"label", "confidence", "p_happy"} <= set(table.columns)
+    assert len(table) == 7 and {"label", "confidence", "p_happy"} <= set(table.columns)   # 6 faces, 1 image without
     annotated = sorted(p.relative_to(saved).as_posix() for p in saved.rglob("*.*"))
     assert annotated == ["one.jpg", "trip/day1/five.png", "trip/wall.png"]      # the tree is mirrored
     img = cv2.imread(str(saved / "one.jpg"))
@@ -277,3 +277,27 @@ def test_audit_refuses_an_output_folder_inside_the_data(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "lies inside the input folder" in err[0] and "contact sheets" in err[0], err
     assert not (root / "audit").exists()
+
+
+def test_csv_and_pandas_keep_images_without_a_face_and_a_quoted_glob_is_expanded(folder, tiny_model, tmp_path,
+                                                                                 capsys):
+    """The CSV (like the JSON) has a row for an image with no face: its face columns are empty; a quoted
+    pattern ('dir/*.png', as a script or a shell without globbing passes it) names the files it matches."""
+    out_csv, out_json = tmp_path / "r.csv", tmp_path / "r.json"
+    rc = main(["predict", str(folder / "trip" / "*.png"), str(folder / "**" / "one.jpg"), "--model", str(tiny_model),
+               "--csv", str(out_csv), "--json", str(out_json), "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    doc = json.loads(out_json.read_text())
+    assert [Path(i["source"]).name for i in doc["images"]] == ["wall.png", "one.jpg"]
+    table = pd.read_csv(out_csv)
+    assert [Path(s).name for s in table["source"]] == ["wall.png", "one.jpg"]
+    wall, one = table.iloc[0], table.iloc[1]
+    assert pd.isna(wall["face"]) and pd.isna(wall["label"]) and pd.isna(wall["p_happy"]) and pd.isna(wall["x1"])
+    assert not pd.isna(one["face"]) and f"p_{one['label']}" in table.columns
+    df = emolens.Recognizer(model=str(tiny_model)).predict_batch([folder / "trip" / "wall.png", folder / "one.jpg"]) \
+        .to_pandas()
+    assert len(df) == 2 and pd.isna(df["label"].iloc[0]) and not pd.isna(df["face"].iloc[1])
+    frame = emolens.Recognizer(model=str(tiny_model)).predict(folder / "trip" / "wall.png")
+    assert len(frame.to_pandas()) == 1 and frame.to_pandas()["face"].isna().all()
+    assert main(["predict", str(folder / "nothing*.jpg"), "--model", str(tiny_model)]) == 2
+    assert "nothing*.jpg: no such file" in capsys.readouterr().err

@@ -323,10 +323,12 @@ def cmd_detectors(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("predict", help="recognise expressions in images and folders (recursively)")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders, or quoted "
+                   "patterns such as 'photos/*.jpg'")
     add_common(p, max_side=PHOTO_MAX_SIDE)
     p.add_argument("--json", metavar="FILE", help="write all results as JSON (- for stdout)")
-    p.add_argument("--csv", metavar="FILE", help="write one row per face as CSV (- for stdout)")
+    p.add_argument("--csv", metavar="FILE", help="write one row per face as CSV, and one with empty face columns "
+                   "per image without a face (- for stdout)")
     p.add_argument("--save-dir", dest="save_dir", metavar="DIR", help="write annotated copies of the images here: a folder outside the "
                    "input folders, where no copy lands on an input (such a folder is refused)")
     p.add_argument("--top", type=int, default=3, help="probabilities shown per face (default 3)")

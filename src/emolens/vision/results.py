@@ -110,7 +110,10 @@ class FrameResult:
         return _save(path, lambda: self.to_json(indent=2) + "\n", lambda: [self], lambda: self.plot(image))
 
     def rows(self) -> list[dict]:
-        """One flat row per face (for CSV and pandas)."""
+        """One flat row per face (for CSV and pandas); an image with no face has one row too, its face
+        columns empty, as it has an entry (with no faces) in the JSON."""
+        if not self.faces:
+            return [{"source": self.source, "frame_index": self.frame_index, "timestamp": self.timestamp}]
         out = []
         for i, f in enumerate(self.faces):
             row = {"source": self.source, "frame_index": self.frame_index, "timestamp": self.timestamp,
@@ -158,7 +161,7 @@ class Results(list):
         return [row for frame in self for row in frame.rows()]
 
     def to_pandas(self):
-        """One row per face of every image (images with no face have no row)."""
+        """One row per face of every image; an image with no face has one row, its face columns empty."""
         import pandas as pd
 
         rows = self.rows()
