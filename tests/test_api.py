@@ -92,8 +92,9 @@ def test_many_faces_are_classified_in_one_batch(tiny_model):
     rec.pipeline.classifier = counting
     frame = rec.predict(face_frame(10))
     assert len(frame) == 10 and counting.calls == [10]
-    xs = [f.box[0] for f in frame.faces]
-    assert xs == sorted(xs)                                        # faces listed left to right
+    xs, ys = [f.box[0] for f in frame.faces], [f.box[1] for f in frame.faces]
+    assert xs[:5] == sorted(xs[:5]) and xs[5:] == sorted(xs[5:])  # two rows of 5, in reading order
+    assert max(ys[:5]) < min(ys[5:])
     batch = rec.predict_batch([face_frame(5), face_frame(0), ASTRONAUT, face_frame(2)])
     assert counting.calls[-1] == 8                                 # 5 + 0 + 1 + 2 faces, one call
     assert isinstance(batch, Results) and [len(f) for f in batch] == [5, 0, 1, 2]

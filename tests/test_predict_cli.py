@@ -301,3 +301,38 @@ def test_csv_and_pandas_keep_images_without_a_face_and_a_quoted_glob_is_expanded
     assert len(frame.to_pandas()) == 1 and frame.to_pandas()["face"].isna().all()
     assert main(["predict", str(folder / "nothing*.jpg"), "--model", str(tiny_model)]) == 2
     assert "nothing*.jpg: no such file" in capsys.readouterr().err
+
+
+def two_rows_of_faces() -> np.ndarray:
+    """Six heads in two uneven rows: left to right alone interleaves the rows, top to bottom alone
+    mixes up the first row (its middle face sits highest)."""
+    from emolens.assets import astronaut
+
+    canvas = np.full((640, 960, 3), 96, np.uint8)
+    tile = cv2.resize(astronaut()[20:300, 110:390], (200, 200), interpolation=cv2.INTER_AREA)
+    for x, y in HEADS:
+        canvas[y:y + 200, x:x + 200] = tile
+    return canvas
+
+
+#: Where two_rows_of_faces puts its 200-px heads: row 1 (its middle one highest), then row 2.
+HEADS = ((20, 30), (340, 5), (660, 60), (160, 360), (480, 330), (740, 380))
+
+
+def test_faces_are_numbered_from_1_in_reading_order_in_the_table_csv_and_json(tiny_model, tmp_path, capsys):
+    photo = save_rgb(tmp_path / "group.png", two_rows_of_faces())
+    out_csv, out_json = tmp_path / "r.csv", tmp_path / "r.json"
+    assert main(["predict", str(photo), "--model", str(tiny_model), "--csv", str(out_csv), "--json", str(out_json)]) == 0
+    table = [line for line in capsys.readouterr().out.splitlines() if "  face " in line]
+    faces = json.loads(out_json.read_text())["images"][0]["faces"]
+    rows = pd.read_csv(out_csv)
+    assert len(faces) == 6 and len(table) == 6 and len(rows) == 6
+    centres = np.array([[(f["box"][0] + f["box"][2]) / 2, (f["box"][1] + f["box"][3]) / 2] for f in faces])
+    heads = np.array(HEADS) + 100
+    nearest = [int(np.argmin(np.linalg.norm(heads - c, axis=1))) for c in centres]
+    assert nearest == [0, 1, 2, 3, 4, 5], centres     # row 1 left to right, then row 2 left to right
+    assert [f["face"] for f in faces] == [1, 2, 3, 4, 5, 6] == rows["face"].tolist()
+    for number, (line, face) in enumerate(zip(table, faces), start=1):
+        box = line.split(f"  face {number}  box ")[1].split()[0]
+        assert [float(v) for v in box.split(",")] == pytest.approx(face["box"], abs=1)
+    assert rows["x1"].round(1).tolist() == [round(f["box"][0], 1) for f in faces]

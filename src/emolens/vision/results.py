@@ -59,6 +59,8 @@ class FaceResult:
 
 @dataclass
 class FrameResult:
+    #: In reading order (rows top to bottom, each left to right) for a still image, numbered from 1 in
+    #: every output: ``face`` in the JSON and CSV, "face N" in the CLI table, "#N" on the web page.
     faces: list[FaceResult] = field(default_factory=list)
     width: int = 0
     height: int = 0
@@ -77,7 +79,7 @@ class FrameResult:
         return {
             "source": self.source, "width": self.width, "height": self.height, "frame_index": self.frame_index,
             "timestamp": self.timestamp, "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
-            "faces": [f.to_dict() for f in self.faces],
+            "faces": [{"face": i, **f.to_dict()} for i, f in enumerate(self.faces, start=1)],
         }
 
     def to_json(self, **kwargs) -> str:
@@ -117,7 +119,7 @@ class FrameResult:
         out = []
         for i, f in enumerate(self.faces):
             row = {"source": self.source, "frame_index": self.frame_index, "timestamp": self.timestamp,
-                   "face": i, "track_id": f.track_id, "x1": f.box[0], "y1": f.box[1], "x2": f.box[2],
+                   "face": i + 1, "track_id": f.track_id, "x1": f.box[0], "y1": f.box[1], "x2": f.box[2],
                    "y2": f.box[3], "score": f.score, "label": f.label, "confidence": f.confidence}
             row.update({f"p_{k}": v for k, v in f.probabilities.items()})
             if f.raw_probabilities is not None:
