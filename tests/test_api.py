@@ -82,7 +82,8 @@ def test_grey_rgba_and_16_bit_inputs(rec):
 def test_no_face_is_an_empty_result_not_an_error(rec):
     frame = rec.predict(face_frame(0))
     assert frame.faces == [] and len(frame) == 0
-    assert frame.to_pandas().empty and list(frame.to_pandas().columns)[:3] == ["source", "frame_index", "timestamp"]
+    table = frame.to_pandas()        # one row, as in the JSON: the image, with its face columns empty
+    assert len(table) == 1 and table["label"].isna().all() and list(table.columns)[:3] == ["source", "frame_index", "timestamp"]
 
 
 def test_many_faces_are_classified_in_one_batch(tiny_model):
@@ -91,8 +92,9 @@ def test_many_faces_are_classified_in_one_batch(tiny_model):
     rec.pipeline.classifier = counting
     frame = rec.predict(face_frame(10))
     assert len(frame) == 10 and counting.calls == [10]
-    xs = [f.box[0] for f in frame.faces]
-    assert xs == sorted(xs)                                        # faces listed left to right
+    xs, ys = [f.box[0] for f in frame.faces], [f.box[1] for f in frame.faces]
+    assert xs[:5] == sorted(xs[:5]) and xs[5:] == sorted(xs[5:])  # two rows of 5, in reading order
+    assert max(ys[:5]) < min(ys[5:])
     batch = rec.predict_batch([face_frame(5), face_frame(0), ASTRONAUT, face_frame(2)])
     assert counting.calls[-1] == 8                                 # 5 + 0 + 1 + 2 faces, one call
     assert isinstance(batch, Results) and [len(f) for f in batch] == [5, 0, 1, 2]
@@ -158,3 +160,26 @@ def test_torch_and_onnx_runtime_agree(tiny_model):
 def test_bundled_default_model_sees_the_astronaut_smile():
     frame = emolens.Recognizer().predict(ASTRONAUT)
     assert len(frame) == 1 and frame.faces[0].label == "happy"
+
+
+def test_results_of_in_memory_images_plot_and_save_their_own_picture(rec, tmp_path, monkeypatch):
+    """An array, bytes or a PIL image has no file to read again: its result keeps the picture, so plot()
+    and save() draw on it, never on a file in the working folder named like its source ("array")."""
+    monkeypatch.chdir(tmp_path)
+    decoy = np.zeros((50, 70, 3), np.uint8)
+    for name in ("array", "bytes", "PIL image"):
+        Image.fromarray(decoy).save(tmp_path / name, format="PNG")   # files named like the sources
+    rgb = astronaut()
+    expected = rec.predict(ASTRONAUT).plot()
+    for image in (rgb, ASTRONAUT.read_bytes(), Image.fromarray(rgb)):
+        frame = rec.predict(image)
+        assert len(frame.faces) == 1
+        drawn = frame.plot()
+        assert drawn.shape == rgb.shape
+        np.testing.assert_array_equal(drawn, expected)
+        out = frame.save(tmp_path / "annotated.png")
+        np.testing.assert_array_equal(cv2.imread(str(out)), expected)
+    batch = rec.predict_batch([rgb, ASTRONAUT.read_bytes()])
+    assert [p.shape for p in batch.plot()] == [rgb.shape, rgb.shape]
+    assert "image" not in batch[0].to_dict() and not np.array_equal(rgb, batch[0].plot()[..., ::-1])
+    assert batch[0].image is not None and rec.predict(ASTRONAUT).image is None   # files are read again

@@ -99,3 +99,32 @@ def test_predict_names_symlink_loops_and_dangling_links(tmp_path, capsys):
     assert f"{folder / 'gone.png'}: broken symbolic link" in err
     assert "1 image(s), 1 face(s), 3 bad file(s) skipped" in err
     assert "good.jpg" in out.read_text()
+
+
+@pytest.mark.parametrize("content", [
+    pytest.param(lambda: __import__("emolens.assets", fromlist=["ASTRONAUT"]).ASTRONAUT.read_bytes(), id="jpeg"),
+    pytest.param(lambda: __import__("gzip").compress(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8), id="gzip-binary"),
+    pytest.param(lambda: b"path,label\n" + b"\x00" * 64, id="nul-bytes"),
+    pytest.param(lambda: "emotion,pixels,Usage\n0,1 2,Training\n".encode("utf-16"), id="utf-16"),
+])
+def test_a_binary_file_named_csv_is_one_line_naming_it(tmp_path, content):
+    """A photo (or any binary) saved as .csv: `data stats` and `train --data` say so in one line, no
+    UnicodeDecodeError traceback; the same for an --exclude file."""
+    bad = tmp_path / "faces.csv"
+    bad.write_bytes(content())
+    expected = f"emolens: error: {bad}: not a text file (its bytes are not UTF-8 text: a binary file named .csv?)"
+    for argv in (["data", "stats", str(bad)],
+                 ["train", "--data", str(bad), "--epochs", "1", "--out", str(tmp_path / "runs"), "--no-progress"]):
+        proc = subprocess.run(cli_command(*argv), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().splitlines() == [expected], proc.stderr
+
+
+def test_a_binary_exclusion_file_is_one_line_naming_it(tmp_path):
+    from emolens.data.exclude import read_exclusions
+    from emolens.errors import DataError
+
+    bad = tmp_path / "flagged.csv"
+    bad.write_bytes(b"row_id,reason\n1,no_face\n\xff\xfe\x00garbage\n")
+    with pytest.raises(DataError, match=r"flagged\.csv: not a text file"):
+        read_exclusions(bad)

@@ -9,10 +9,13 @@ import shutil
 import subprocess
 import sys
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import SHARED_FER, make_tiny_model
 
+import emolens
 import emolens.weights
 from emolens.assets import ASTRONAUT
 from emolens.cli import COMMANDS, build_parser
@@ -24,6 +27,17 @@ from emolens.weights import DEFAULT_MODEL, HERE, bundled_names
 from emolens.weights.pins import BUNDLED_SHA256
 
 TRAIN_PACKAGES = ("torch", "lightning", "sklearn", "imblearn", "matplotlib", "safetensors", "onnx")
+
+#: What the missing-extra lines tell to run here: in a source checkout (this repository, with its
+#: constraints.txt) the editable install pinned by the constraints, else the package from PyPI.
+CHECKOUT = Path(emolens.__file__).resolve().parents[2]
+IN_CHECKOUT = (CHECKOUT / "constraints.txt").is_file() and (CHECKOUT / "pyproject.toml").is_file()
+
+
+def hint(extra: str) -> str:
+    if IN_CHECKOUT:
+        return f"pip install -e '.[{extra}]' -c constraints.txt (in {CHECKOUT})"
+    return f"pip install 'emolens[{extra}]'"
 
 
 def without(*packages: str) -> str:
@@ -76,8 +90,7 @@ def test_building_the_parser_imports_no_extra():
 def test_a_command_whose_extra_is_missing_names_it_in_one_line(argv, extra):
     r = run_without(TRAIN_PACKAGES + ("fastapi",), *argv)
     assert r.returncode == 2
-    assert r.stderr.splitlines() == [f"emolens: error: `emolens {argv[0]}` needs emolens[{extra}]: "
-                                     f"pip install 'emolens[{extra}]'"]
+    assert r.stderr.splitlines() == [f"emolens: error: `emolens {argv[0]}` needs emolens[{extra}]: {hint(extra)}"]
 
 
 def test_models_lists_the_bundled_models_without_torch():
@@ -86,7 +99,7 @@ def test_models_lists_the_bundled_models_without_torch():
     lines = r.stdout.splitlines()
     assert any(line.split()[:1] == ["ferplus"] and line.endswith("(default)") for line in lines)
     assert any(line.split()[:1] == ["fer2013"] and "(PublicTest, validation; as shipped" in line for line in lines)
-    assert lines[-1] == "architectures to train: they need torch, pip install 'emolens[train]'"
+    assert lines[-1] == f"architectures to train: they need torch, {hint('train')}"
 
 
 def test_predict_runs_the_bundled_model_without_torch_and_the_torch_backend_names_its_extra(tmp_path):
@@ -98,8 +111,64 @@ def test_predict_runs_the_bundled_model_without_torch_and_the_torch_backend_name
     r = run_without(TRAIN_PACKAGES, "predict", str(ASTRONAUT), "--backend", "torch")
     assert r.returncode == 2
     assert r.stderr.splitlines()[0].startswith("emolens: error: loading ferplus.safetensors as a torch network "
-                                               "needs torch and safetensors")
-    assert "pip install 'emolens[train]'" in r.stderr
+                                               "(torch and safetensors; safetensors is missing) needs emolens[train]")
+    assert hint("train") in r.stderr
+
+
+def test_export_runs_without_torch_as_emolens_export_does(tmp_path):
+    """The bundled model's shipped ONNX file is written without torch, by the command as by the call;
+    a model that must be exported from torch names the extra in one line."""
+    out = tmp_path / "ferplus.onnx"
+    r = run_without(TRAIN_PACKAGES, "export", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == (HERE / "ferplus.onnx").read_bytes() and "input 'faces'" in r.stdout
+    mine = make_tiny_model(tmp_path / "mine.safetensors")          # no ONNX file beside it: needs torch
+    r = run_without(TRAIN_PACKAGES, "export", "--model", str(mine), "--out", str(tmp_path / "mine.onnx"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "needs emolens[train]: " + hint("train") in r.stderr and "Traceback" not in r.stderr
+
+
+CALL_WITHOUT = """
+import emolens
+from emolens.errors import EmolensError, MissingExtra
+for call in ({calls}):
+    try:
+        call()
+    except Exception as e:
+        print(type(e).__name__, isinstance(e, EmolensError), isinstance(e, ModuleNotFoundError), e, sep=" | ")
+"""
+
+
+def test_python_calls_name_their_missing_extra_as_the_cli_does(tmp_path):
+    """emolens.train() and friends without their extra raise MissingExtra (an EmolensError, and still a
+    ModuleNotFoundError) whose one line names the extra and the install command, not a bare import error."""
+    from conftest import synthetic_faces, write_fer_csv
+
+    data = str(write_fer_csv(tmp_path / "fer.csv", *synthetic_faces(14), ["Training"] * 7 + ["PublicTest"] * 7))
+    calls = (f"lambda: emolens.train(data=[{data!r}], epochs=1)", f"lambda: emolens.evaluate('fer2013', [{data!r}])",
+             f"lambda: emolens.export({str(make_tiny_model(tmp_path / 'm.safetensors'))!r}, {str(tmp_path / 'm.onnx')!r})",
+             "lambda: __import__('emolens.serve', fromlist=['create_app']).create_app()")
+    code = without(*TRAIN_PACKAGES, "fastapi").split("from emolens.cli import main")[0] + \
+        CALL_WITHOUT.format(calls=", ".join(calls))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 4, r.stdout
+    for line, (what, extra) in zip(lines, (("(for emolens.train)", "train"), ("(for emolens.evaluate)", "train"),
+                                           ("loading m.safetensors as a torch network", "train"),
+                                           ("(for emolens.create_app)", "serve"))):
+        kind, is_emolens, is_import, message = line.split(" | ")
+        assert (kind, is_emolens, is_import) == ("MissingExtra", "True", "True"), line
+        assert what in message and message.endswith(f" needs emolens[{extra}]: {hint(extra)}"), line
+
+
+def test_the_install_hint_outside_a_source_checkout_is_the_package(monkeypatch):
+    from emolens import errors
+
+    assert errors.install_hint("train") == hint("train")
+    monkeypatch.setattr(errors, "source_checkout", lambda: None)     # an installed package
+    assert errors.needs_extra("`emolens train`", "train") == \
+        "`emolens train` needs emolens[train]: pip install 'emolens[train]'"
 
 
 # ---------------------------------------------------------------- the shipped ONNX files
@@ -294,7 +363,7 @@ def test_video_without_torch_or_matplotlib_writes_the_csv_and_says_the_plots_nee
     csv_path = tmp_path / "clip.csv"
     r = run_without(TRAIN_PACKAGES, "video", str(clip), "--csv", str(csv_path), "--no-progress")
     assert r.returncode == 0, r.stderr
-    assert "emolens: timeline plots skipped: they need matplotlib: pip install 'emolens[plot]'" in r.stderr
+    assert f"emolens: timeline plots skipped: they need matplotlib: {hint('plot')}" in r.stderr
     rows = csv_path.read_text().splitlines()
     assert len(rows) == 9 and all(",happy," in row for row in rows[1:])
     assert not list(tmp_path.glob("*.png"))

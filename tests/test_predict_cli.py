@@ -59,7 +59,7 @@ def test_predict_folder_reports_bad_files_and_goes_on(folder, tiny_model, tmp_pa
     assert [len(img["faces"]) for img in doc["images"]] == [1, 5, 0]
     assert sorted(Path(e["file"]).name for e in doc["errors"]) == ["half.jpg", "notes.png", "zero.jpg"]
     table = pd.read_csv(out_csv)
-    assert len(table) == 6 and {"label", "confidence", "p_happy"} <= set(table.columns)
+    assert len(table) == 7 and {"label", "confidence", "p_happy"} <= set(table.columns)   # 6 faces, 1 image without
     annotated = sorted(p.relative_to(saved).as_posix() for p in saved.rglob("*.*"))
     assert annotated == ["one.jpg", "trip/day1/five.png", "trip/wall.png"]      # the tree is mirrored
     img = cv2.imread(str(saved / "one.jpg"))
@@ -218,3 +218,120 @@ def test_evaluate_numbered_folders_through_a_class_map(tmp_path, tiny_model, cap
         assert main(["evaluate", "--model", str(tiny_model), "--data", str(root), *extra]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--class-map" in err[0], err
+
+
+def test_outputs_never_overwrite_inputs(tmp_path, tiny_model, capsys):
+    """One rule for every command that writes beside its inputs: an output that is an input file (under
+    any spelling or link), or an output folder inside an input folder, is refused in one line, exit 2."""
+    photos = tmp_path / "photos"
+    photo = save_rgb(photos / "photo.jpg", face_frame(1))
+    original = photo.read_bytes()
+    (tmp_path / "link").symlink_to(photos)
+
+    def refused(argv, *texts):
+        assert main(argv + ["--model", str(tiny_model), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and all(t in err[0] for t in texts), err
+        assert photo.read_bytes() == original
+
+    refused(["predict", str(photo), "--save-dir", str(photos)], "photo.jpg: is the input", "--save-dir")
+    refused(["predict", str(photo), "--save-dir", str(tmp_path / "link")], "is the input", "--save-dir")
+    refused(["predict", str(photo), "--save-dir", str(photos / "sub" / "..")], "is the input")
+    refused(["predict", str(photo), "--json", str(photo)], "is the input", "--json")
+    refused(["predict", str(photo), "--csv", str(tmp_path / "link" / "photo.jpg")], "is the input", "--csv")
+    refused(["predict", str(photos), "--save-dir", str(photos / "annotated")],
+            "--save-dir", "lies inside the input folder", "a second run would read the annotated copies")
+    # elsewhere it writes, and a second run draws on the original again (no boxes on boxes)
+    out = tmp_path / "annotated"
+    for _ in range(2):
+        assert main(["predict", str(photos), "--save-dir", str(out), "--model", str(tiny_model), "--no-progress"]) == 0
+        first = (out / "photo.jpg").read_bytes() if _ == 0 else first
+    assert (out / "photo.jpg").read_bytes() == first and photo.read_bytes() == original
+    capsys.readouterr()
+
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for i in range(3):
+        writer.write(face_frame(1, offset=(2 * i, 0))[..., ::-1])
+    writer.release()
+    video = clip.read_bytes()
+    for option, target in (("--out", tmp_path / "x" / ".." / "clip.avi"), ("--csv", clip)):
+        assert main(["video", str(clip), option, str(target), "--model", str(tiny_model), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "is the input" in err[0] and option in err[0], err
+        assert clip.read_bytes() == video
+    # several inputs: one's output may not be another input either
+    other = tmp_path / "vids" / "clip.mp4"
+    other.parent.mkdir()
+    other.write_bytes(b"not read")
+    assert main(["video", str(clip), str(other), "--out", str(other.parent), "--model", str(tiny_model)]) == 2
+    assert "is the input" in capsys.readouterr().err and other.read_bytes() == b"not read"
+
+
+def test_audit_refuses_an_output_folder_inside_the_data(tmp_path, capsys):
+    root = tmp_path / "faces"
+    save_rgb(root / "happy" / "a.png", face_frame(1)[:48, :48])
+    assert main(["data", "audit", str(root), "--out", str(root / "audit"), "--checks", "duplicates",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lies inside the input folder" in err[0] and "contact sheets" in err[0], err
+    assert not (root / "audit").exists()
+
+
+def test_csv_and_pandas_keep_images_without_a_face_and_a_quoted_glob_is_expanded(folder, tiny_model, tmp_path,
+                                                                                 capsys):
+    """The CSV (like the JSON) has a row for an image with no face: its face columns are empty; a quoted
+    pattern ('dir/*.png', as a script or a shell without globbing passes it) names the files it matches."""
+    out_csv, out_json = tmp_path / "r.csv", tmp_path / "r.json"
+    rc = main(["predict", str(folder / "trip" / "*.png"), str(folder / "**" / "one.jpg"), "--model", str(tiny_model),
+               "--csv", str(out_csv), "--json", str(out_json), "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    doc = json.loads(out_json.read_text())
+    assert [Path(i["source"]).name for i in doc["images"]] == ["wall.png", "one.jpg"]
+    table = pd.read_csv(out_csv)
+    assert [Path(s).name for s in table["source"]] == ["wall.png", "one.jpg"]
+    wall, one = table.iloc[0], table.iloc[1]
+    assert pd.isna(wall["face"]) and pd.isna(wall["label"]) and pd.isna(wall["p_happy"]) and pd.isna(wall["x1"])
+    assert not pd.isna(one["face"]) and f"p_{one['label']}" in table.columns
+    df = emolens.Recognizer(model=str(tiny_model)).predict_batch([folder / "trip" / "wall.png", folder / "one.jpg"]) \
+        .to_pandas()
+    assert len(df) == 2 and pd.isna(df["label"].iloc[0]) and not pd.isna(df["face"].iloc[1])
+    frame = emolens.Recognizer(model=str(tiny_model)).predict(folder / "trip" / "wall.png")
+    assert len(frame.to_pandas()) == 1 and frame.to_pandas()["face"].isna().all()
+    assert main(["predict", str(folder / "nothing*.jpg"), "--model", str(tiny_model)]) == 2
+    assert "nothing*.jpg: no such file" in capsys.readouterr().err
+
+
+def two_rows_of_faces() -> np.ndarray:
+    """Six heads in two uneven rows: left to right alone interleaves the rows, top to bottom alone
+    mixes up the first row (its middle face sits highest)."""
+    from emolens.assets import astronaut
+
+    canvas = np.full((640, 960, 3), 96, np.uint8)
+    tile = cv2.resize(astronaut()[20:300, 110:390], (200, 200), interpolation=cv2.INTER_AREA)
+    for x, y in HEADS:
+        canvas[y:y + 200, x:x + 200] = tile
+    return canvas
+
+
+#: Where two_rows_of_faces puts its 200-px heads: row 1 (its middle one highest), then row 2.
+HEADS = ((20, 30), (340, 5), (660, 60), (160, 360), (480, 330), (740, 380))
+
+
+def test_faces_are_numbered_from_1_in_reading_order_in_the_table_csv_and_json(tiny_model, tmp_path, capsys):
+    photo = save_rgb(tmp_path / "group.png", two_rows_of_faces())
+    out_csv, out_json = tmp_path / "r.csv", tmp_path / "r.json"
+    assert main(["predict", str(photo), "--model", str(tiny_model), "--csv", str(out_csv), "--json", str(out_json)]) == 0
+    table = [line for line in capsys.readouterr().out.splitlines() if "  face " in line]
+    faces = json.loads(out_json.read_text())["images"][0]["faces"]
+    rows = pd.read_csv(out_csv)
+    assert len(faces) == 6 and len(table) == 6 and len(rows) == 6
+    centres = np.array([[(f["box"][0] + f["box"][2]) / 2, (f["box"][1] + f["box"][3]) / 2] for f in faces])
+    heads = np.array(HEADS) + 100
+    nearest = [int(np.argmin(np.linalg.norm(heads - c, axis=1))) for c in centres]
+    assert nearest == [0, 1, 2, 3, 4, 5], centres     # row 1 left to right, then row 2 left to right
+    assert [f["face"] for f in faces] == [1, 2, 3, 4, 5, 6] == rows["face"].tolist()
+    for number, (line, face) in enumerate(zip(table, faces), start=1):
+        box = line.split(f"  face {number}  box ")[1].split()[0]
+        assert [float(v) for v in box.split(",")] == pytest.approx(face["box"], abs=1)
+    assert rows["x1"].round(1).tolist() == [round(f["box"][0], 1) for f in faces]

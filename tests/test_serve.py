@@ -529,3 +529,24 @@ def test_settings_travel_to_worker_processes(monkeypatch, tiny_model):
     monkeypatch.setenv(ENV_VAR, ServeSettings(model=str(tiny_model), max_upload_bytes=1234).to_json())
     app = app_from_env()
     assert app.state.settings.max_upload_bytes == 1234 and app.state.engine.info["name"] == "tiny7"
+
+
+def test_upload_numbers_faces_from_1_in_reading_order_as_the_cli(client, tiny_model, tmp_path):
+    """/v1/predict gives each face the number `emolens predict` gives it (its table, CSV and JSON)."""
+    from test_predict_cli import two_rows_of_faces
+
+    from emolens.cli import main
+
+    photo = tmp_path / "group.jpg"
+    Image.fromarray(two_rows_of_faces()).save(photo, quality=90)
+    r = client.post("/v1/predict", files={"file": ("group.jpg", photo.read_bytes(), "image/jpeg")})
+    assert r.status_code == 200
+    served = r.json()["faces"]
+    out = tmp_path / "r.json"
+    assert main(["predict", str(photo), "--model", str(tiny_model), "--json", str(out), "--quiet",
+                 "--max-side", "480"]) == 0
+    cli = json.loads(out.read_text())["images"][0]["faces"]
+    assert [f["face"] for f in served] == [1, 2, 3, 4, 5, 6] == [f["face"] for f in cli]
+    np.testing.assert_allclose([f["box"] for f in served], [f["box"] for f in cli], atol=0.5)
+    rows = [round((f["box"][1] + f["box"][3]) / 2 / 320) for f in served]   # which half of the 640-px picture
+    assert rows == [0, 0, 0, 1, 1, 1]

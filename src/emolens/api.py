@@ -14,6 +14,7 @@ Heavy modules (torch, ONNX Runtime, OpenCV) load when a Recognizer is built, not
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Iterator
 
 
@@ -98,10 +99,7 @@ class Recognizer:
     def predict(self, image, *, bgr: bool = False):
         """Faces in one image: a path, encoded bytes, a numpy array (RGB, or BGR with ``bgr=True``)
         or a PIL image. Returns a :class:`~emolens.vision.results.FrameResult` (no faces: empty)."""
-        from .vision.images import load_image
-
-        rgb, source = load_image(image, bgr=bgr)
-        return self.pipeline.run([rgb], [source])[0]
+        return self.predict_batch([image], bgr=bgr)[0]
 
     def predict_batch(self, images: Iterable, *, bgr: bool = False):
         """Faces in several images; all faces are classified in one batched call.
@@ -113,8 +111,13 @@ class Recognizer:
         from .vision.images import load_image
         from .vision.results import Results
 
+        images = list(images)
         loaded = [load_image(im, bgr=bgr) for im in images]
-        return Results(self.pipeline.run([rgb for rgb, _ in loaded], [src for _, src in loaded]))
+        frames = self.pipeline.run([rgb for rgb, _ in loaded], [src for _, src in loaded])
+        for frame, image, (rgb, _) in zip(frames, images, loaded):
+            if not isinstance(image, (str, Path)):     # no file to read again: plot() and save() draw on this
+                frame.image = rgb
+        return Results(frames)
 
     def tracker(self, *, detect_every: int | None = None, half_life: float = 0.5, patience: float | None = None):
         """A :class:`~emolens.vision.streaming.StreamTracker` for one stream of frames, with this

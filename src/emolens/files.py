@@ -14,7 +14,9 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
+
+from .errors import EmolensError
 
 
 @contextlib.contextmanager
@@ -64,6 +66,39 @@ def sha256_of(*paths: str | Path, salt: bytes = b"") -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
+
+
+def _identity(path: str | Path) -> tuple[int, int] | None:
+    """The file behind ``path`` (device and inode: the same for a link or another spelling), or None.
+    ``..`` is taken after the links are followed, as the writer will (``new/../x`` is ``x``)."""
+    try:
+        st = os.stat(Path(path).resolve())
+    except (OSError, ValueError, RuntimeError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def refuse_overwriting(outputs: Iterable[str | Path], inputs: Iterable[str | Path], option: str) -> None:
+    """Raise an EmolensError naming the first of ``outputs`` that is one of the ``inputs`` files (the
+    same file under another spelling, a link or a hard link too): no command writes over what it reads.
+    ``option``: what the user changes to fix it (``--save-dir``, ``--out``...)."""
+    ids = {}
+    for path in inputs:
+        ids.setdefault(_identity(path), path)
+    ids.pop(None, None)
+    for out in outputs:
+        src = ids.get(_identity(out))
+        if src is not None:
+            raise EmolensError(f"{out}: is the input {src}; outputs never overwrite inputs (choose another {option})")
+
+
+def refuse_inside(folder: str | Path, inputs: Iterable[str | Path], option: str, why: str) -> None:
+    """Raise an EmolensError when the output ``folder`` is one of the input folders or lies inside one
+    (``why``: what would go wrong, e.g. the next run would read the outputs as inputs)."""
+    target = Path(folder).resolve()
+    for src in map(Path, inputs):
+        if src.is_dir() and (target == src.resolve() or src.resolve() in target.parents):
+            raise EmolensError(f"{option} {folder} lies inside the input folder {src}: {why}")
 
 
 def cache_dir() -> Path:

@@ -8,8 +8,10 @@
 
 Inference is :class:`emolens.Recognizer`. Every command of the command line parses its
 arguments and calls the function of the same name here (``tests/test_cli_api.py`` checks that
-each command's options are this function's parameters). The heavy work lives in the packages
-(engine, evaluation, experiments, data); these functions only join the steps a job needs.
+each command's options are this function's parameters). A call whose optional extra is not
+installed raises :class:`~emolens.errors.MissingExtra` naming it, as the command says. The heavy
+work lives in the packages (engine, evaluation, experiments, data); these functions only join the
+steps a job needs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from .errors import names_missing_extras
 
+
+@names_missing_extras
 def train_config(config=None, *, resume: bool = False, **options):
     """The :class:`~emolens.engine.config.TrainConfig` a run gets: ``config`` (a TrainConfig, a dict
     of its keys, a YAML file, or None for the defaults) with ``options`` over it (see
@@ -46,6 +51,7 @@ def train_config(config=None, *, resume: bool = False, **options):
     return TrainConfig.from_dict(apply_overrides(base, options))
 
 
+@names_missing_extras
 def train(config=None, *, resume: bool = False, progress: bool = True, **options):
     """Train a model; returns :class:`~emolens.engine.train.TrainResult` (weights, card, metrics).
 
@@ -58,6 +64,7 @@ def train(config=None, *, resume: bool = False, progress: bool = True, **options
     return fit(train_config(config, resume=resume, **options), resume=resume, progress=progress)
 
 
+@names_missing_extras
 def evaluate(model: str | Path = "default", data=(), ferplus=None, split: str | None = None, classes=None,
              tta: bool | str | None = None, backend: str = "onnx", detect: bool = False, detector: str | None = None,
              out_dir: str | Path | None = None, raw: bool = False, class_map=None):
@@ -75,6 +82,7 @@ class CalibrateResult:
     spec: Path              # the spec the calibration was written into
 
 
+@names_missing_extras
 def calibrate(model: str | Path = "default", data=(), ferplus=None, split: str | None = None,
               prior_split: str | None = None, operating_point: bool = True, max_accuracy_drop: float = 0.005,
               objective: str = "balanced_accuracy", min_accuracy: float | None = None,
@@ -89,6 +97,7 @@ def calibrate(model: str | Path = "default", data=(), ferplus=None, split: str |
     return CalibrateResult(cal, Path(spec))
 
 
+@names_missing_extras
 def retrain_head(model: str | Path = "default", data=(), out: str | Path = "", ferplus=None, classes=None,
                  balance: str = "oversample", c: float = 1.0, seed: int = 0, name: str | None = None):
     """Fit a model's last layer again on its frozen features (:class:`~emolens.engine.head.HeadResult`)."""
@@ -97,6 +106,7 @@ def retrain_head(model: str | Path = "default", data=(), out: str | Path = "", f
     return fit(model, data, out, ferplus=ferplus, classes=classes, balance=balance, c=c, seed=seed, name=name)
 
 
+@names_missing_extras
 def average(members: Sequence[str], out: str | Path, weights: Sequence[float] | None = None,
             data: Sequence[str] | None = None, split: str = "Training", name: str | None = None):
     """One model whose weights are the mean of ``members``' (:class:`~emolens.engine.average.AverageResult`)."""
@@ -111,6 +121,7 @@ class ExportResult:
     spec: object            # emolens.models.weights.ModelSpec of the exported model
 
 
+@names_missing_extras
 def export(model: str | Path = "default", out: str | Path | None = None) -> ExportResult:
     """Write a model as ONNX (input ``faces`` (N, C, S, S) normalised as its spec says, output
     ``logits``): a bundled model's shipped network (checked against its pinned hash, no torch
@@ -127,6 +138,7 @@ def export(model: str | Path = "default", out: str | Path | None = None) -> Expo
     return ExportResult(path, spec)
 
 
+@names_missing_extras
 def ensemble_tune(models: Sequence[str], data=(), ferplus=None, classes=None, split: str | None = None,
                   objective: str = "nll", name: str = "ensemble", out: str | Path | None = None,
                   backend: str = "onnx"):
@@ -138,6 +150,7 @@ def ensemble_tune(models: Sequence[str], data=(), ferplus=None, classes=None, sp
                          name=name, out=out or f"{name}.ensemble.yaml", backend=backend)
 
 
+@names_missing_extras
 def ensemble_pack(spec: str | Path, out: str | Path | None = None) -> Path:
     """One model file holding every member of ``NAME.ensemble.yaml`` (default: NAME.safetensors beside it)."""
     from .models.ensemble import pack_ensemble
@@ -146,6 +159,7 @@ def ensemble_pack(spec: str | Path, out: str | Path | None = None) -> Path:
     return pack_ensemble(spec, Path(out) if out else spec.with_name(spec.name.split(".")[0] + ".safetensors"))
 
 
+@names_missing_extras
 def experiment(config: str | Path, only: Sequence[str] | None = None, rerun: bool = False,
                threads: int | None = None, out: str | Path | None = None, table: str | Path | None = None,
                epochs: int | None = None, limit_train_batches: int | float | None = None,
@@ -169,6 +183,7 @@ def experiment(config: str | Path, only: Sequence[str] | None = None, rerun: boo
     return exp, results
 
 
+@names_missing_extras
 def crop(src: str | Path, dst: str | Path, detector: str | None = None, size: int | None = None,
          margin: float | None = None, progress: bool = True):
     """Training face crops from photos in class folders: detect, align, write one grey crop per
@@ -188,6 +203,7 @@ class AuditResult:
     summary: dict           # what audit.json holds
 
 
+@names_missing_extras
 def audit(path, out: str | Path = "audit", ferplus=None, ferplus_labels: bool = False, checks: str | None = None,
           max_distance: int | None = None, detector: str | None = None, detect_side: int | None = None,
           features: str | None = None, folds: int = 5, cap: int | None = None, seed: int = 0,
@@ -202,10 +218,14 @@ def audit(path, out: str | Path = "audit", ferplus=None, ferplus_labels: bool = 
     from .data.audit import CHECKS, DETECT_SIDE, REASONS, SHEET_CAP, contact_sheet_png, findings_csv, parse_checks, run_audit
     from .data.phash import DEFAULT_MAX_DISTANCE
     from .errors import EmolensError
-    from .files import atomic_write_bytes
+    from .files import atomic_write_bytes, refuse_inside, refuse_overwriting
 
     checks = parse_checks(checks or ",".join(CHECKS))
     out = Path(out)
+    inputs = [path] if isinstance(path, (str, Path)) else list(path)
+    refuse_inside(out, inputs, "--out", "its contact sheets would be read as faces of the data set; "
+                  "choose a folder outside it")
+    refuse_overwriting([out / name for name in ("flagged.csv", "audit.json")], inputs, "--out")
     ds = load_dataset(path, strict=strict)
     options: dict = {}
     if "faces" in checks:
@@ -247,6 +267,7 @@ def audit(path, out: str | Path = "audit", ferplus=None, ferplus_labels: bool = 
     return AuditResult(report, written + [out / "audit.json"], summary)
 
 
+@names_missing_extras
 def data_stats(path=(), ferplus=None, classes=None, strict: bool = False, class_map=None) -> dict:
     """Rows per split and class of a data set, and FER+ drops (what ``emolens data stats`` prints);
     ``class_map``: folder or label names -> classes (``1=surprise,...``, a YAML file or a preset)."""

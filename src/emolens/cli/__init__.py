@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 from dataclasses import dataclass
 
 import yaml
 
-from ..errors import EmolensError
+from ..errors import EXTRA_MODULES, EmolensError, MissingExtra, as_missing_extra, is_installed, needs_extra
 
 
 @dataclass(frozen=True)
@@ -41,23 +40,13 @@ COMMANDS = (
     Command("retrain-head", "emolens.cli.engine", "train"),
     Command("average", "emolens.cli.engine", "train"),
     Command("models", "emolens.cli.engine"),
-    Command("export", "emolens.cli.engine", "train"),
+    Command("export", "emolens.cli.engine"),          # a bundled model's shipped ONNX file: no torch
     Command("data", "emolens.cli.data"),
     Command("crop", "emolens.cli.data"),
     Command("serve", "emolens.cli.serve", "serve"),
     Command("experiment", "emolens.cli.experiments", "train"),
     Command("ensemble", "emolens.cli.models", "train"),
 )
-
-#: The importable packages each extra installs (see pyproject.toml); a missing one means the extra is missing.
-EXTRA_MODULES = {
-    "train": ("torch", "lightning", "safetensors", "sklearn", "imblearn", "matplotlib", "onnx", "cleanlab", "imagehash"),
-    "serve": ("fastapi", "uvicorn", "multipart", "websockets", "fastapi_offline"),
-    "zoo": ("timm", "huggingface_hub"),
-    "plot": ("matplotlib",),
-    "detectors": ("yuface",),
-}
-
 
 def parse_value(text: str):
     """``3`` -> 3, ``[32, 64]`` -> list, ``true`` -> True: YAML scalars, so flags and configs agree."""
@@ -88,13 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def is_installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):   # a blocked or half-removed package
-        return False
-
-
 def missing_extra(command: str) -> str | None:
     """The extra ``command`` needs and lacks (the first one of its packages not installed), or None."""
     extra = next((c.extra for c in COMMANDS if c.name == command), None)
@@ -103,31 +85,21 @@ def missing_extra(command: str) -> str | None:
     return None
 
 
-def extra_of_module(module: str | None) -> str | None:
-    """The extra that installs the (top-level) package ``module``; train first (it has the most)."""
-    top = (module or "").split(".")[0]
-    return next((extra for extra, mods in EXTRA_MODULES.items() if top in mods), None)
-
-
-def needs_extra(what: str, extra: str) -> str:
-    return f"{what} needs emolens[{extra}]: pip install 'emolens[{extra}]'"
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         extra = missing_extra(args.command)
         if extra:
-            raise EmolensError(needs_extra(f"`emolens {args.command}`", extra))
+            raise MissingExtra(needs_extra(f"`emolens {args.command}`", extra))
         return int(args.func(args) or 0)
     except EmolensError as e:
         print(f"emolens: error: {e}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as e:   # an optional package an option of this command needs
-        extra = extra_of_module(e.name)
-        if extra is None:
+        missing = as_missing_extra(e, f"`emolens {args.command}`")
+        if missing is None:
             raise
-        print(f"emolens: error: {needs_extra(f'{e.name} (for `emolens {args.command}`)', extra)}", file=sys.stderr)
+        print(f"emolens: error: {missing}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("emolens: interrupted", file=sys.stderr)

@@ -117,7 +117,9 @@ def cmd_models(args) -> int:
     try:
         import torch  # noqa: F401  (the architectures register themselves as torch modules)
     except ImportError:
-        print("\narchitectures to train: they need torch, pip install 'emolens[train]'")
+        from ..errors import install_hint
+
+        print(f"\narchitectures to train: they need torch, {install_hint('train')}")
         return 0
     print(f"\n{'architecture':<22} {'params (7 cl.)':>14}  source")
     from . import EXTRA_MODULES

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from ..errors import EmolensError
+from ..errors import EmolensError, MissingExtra, needs_extra
 from ..serve.guard import is_loopback
 
 DEFAULT_PORT = 8000
@@ -69,8 +69,7 @@ def run(args) -> int:
 
         from ..serve.app import create_app
     except ModuleNotFoundError as e:
-        raise EmolensError(f"emolens serve needs the 'serve' extra ({e.name} is missing): "
-                           "pip install 'emolens[serve]'") from None
+        raise MissingExtra(needs_extra(f"`emolens serve` ({e.name} is missing)", "serve")) from None
     from ..serve.config import ENV_VAR
     from ..serve.limits import uvicorn_options
 

@@ -73,11 +73,12 @@ def cmd_predict(args) -> int:
     files = list(iter_image_files(args.paths))
     if not files:
         raise EmolensError(f"no image files in {', '.join(args.paths)}")
+    save_dir = Path(args.save_dir) if args.save_dir else None
+    check_predict_outputs(args, files, save_dir)
     workers = check_workers(args.workers)
     rec = make_recognizer(args) if workers == 1 else None      # else each worker makes its own
     size = min(PREDICT_CHUNK, -(-len(files) // workers))        # every worker gets a share
     chunks = [files[i:i + size] for i in range(0, len(files), size)]
-    save_dir = Path(args.save_dir) if args.save_dir else None
     results, bad = Results(), []
     for frames, chunk_bad in run_jobs(partial(predict_chunk, save_dir=save_dir, top=args.top), chunks,
                                       make_recognizer, worker_options(args, workers), workers,
@@ -101,6 +102,21 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def check_predict_outputs(args, files, save_dir: Path | None) -> None:
+    """Refuse, before any work, outputs that would overwrite an input image, and a --save-dir inside
+    an input folder (a second run would read the annotated copies and draw boxes on boxes)."""
+    from ..files import refuse_inside, refuse_overwriting
+
+    inputs = [path for path, _ in files]
+    for option, out in (("--json", args.json), ("--csv", args.csv)):
+        if out and out != "-":
+            refuse_overwriting([out], inputs, option)
+    if save_dir is not None:
+        refuse_inside(save_dir, args.paths, "--save-dir", "a second run would read the annotated copies as photos; "
+                      "choose a folder outside it")
+        refuse_overwriting((annotated_path(path, root, save_dir) for path, root in files), inputs, "--save-dir")
+
+
 def predict_chunk(rec, chunk, save_dir: Path | None = None, top: int = 3):
     """Read a few image files, recognise all their faces in one batch, save the annotated copies;
     returns (FrameResults, [(file, error)] for files that are not images)."""
@@ -115,7 +131,7 @@ def predict_chunk(rec, chunk, save_dir: Path | None = None, top: int = 3):
             bad.append((str(path), str(e)))
     frames = rec.predict_batch(images)              # all faces of the chunk in one batch
     for frame, (path, _) in zip(frames, kept):
-        frame.source = str(path)
+        frame.source, frame.image = str(path), None   # a file again: plot() reads it, results stay small
     if save_dir is not None:
         for (path, root), rgb, frame in zip(kept, images, frames):
             save_annotated(rgb, frame, path, root, save_dir, top)
@@ -158,15 +174,20 @@ def print_frame(frame, top: int) -> None:
         print(f"{name}  face {i + 1}  box {box}  det {f.score:.2f}  {f.label:<9} {f.confidence:.2f}  [{tops}]")
 
 
+def annotated_path(path: Path, root: Path | None, out_dir: Path) -> Path:
+    """Where ``--save-dir`` puts the annotated copy of ``path`` (the tree under ``root`` mirrored)."""
+    target = out_dir / (path.relative_to(root) if root is not None else Path(path.name))
+    if target.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp"):
+        target = target.with_suffix(".png")
+    return target
+
+
 def save_annotated(rgb, frame, path: Path, root: Path | None, out_dir: Path, top: int) -> Path:
     import cv2
 
     from ..vision.draw import annotate
 
-    rel = path.relative_to(root) if root is not None else Path(path.name)
-    target = out_dir / rel
-    if target.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp"):
-        target = target.with_suffix(".png")
+    target = annotated_path(path, root, out_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     bgr = annotate(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), frame, top_k=top)
     if not cv2.imwrite(str(target), bgr):
@@ -205,6 +226,7 @@ def cmd_video(args) -> int:
     inputs = [Path(p) for p in args.inputs]
     several = len(inputs) > 1
     jobs = [video_targets(src, args, several) for src in inputs]
+    check_video_outputs(jobs, inputs)
     workers = check_workers(args.workers)
     rec = make_recognizer(args) if workers == 1 else None
     options = worker_options(args, workers)
@@ -232,6 +254,14 @@ def video_targets(source: Path, args, several: bool) -> tuple[Path, Path | None,
     if not args.no_plots:
         plots_dir = args.plots or (Path(csv_path).parent if csv_path else Path(out).parent)
     return source, out, csv_path, plots_dir
+
+
+def check_video_outputs(jobs, inputs) -> None:
+    """No annotated video or CSV may be one of the input videos (before any work)."""
+    from ..files import refuse_overwriting
+
+    for option, i in (("--out", 1), ("--csv", 2)):
+        refuse_overwriting([job[i] for job in jobs if job[i]], inputs, option)
 
 
 def video_job(rec, targets, every: int = 1, half_life: float = 0.5, detect_every: int | None = None,
@@ -294,11 +324,14 @@ def cmd_detectors(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("predict", help="recognise expressions in images and folders (recursively)")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders, or quoted "
+                   "patterns such as 'photos/*.jpg'")
     add_common(p, "photo")
     p.add_argument("--json", metavar="FILE", help="write all results as JSON (- for stdout)")
-    p.add_argument("--csv", metavar="FILE", help="write one row per face as CSV (- for stdout)")
-    p.add_argument("--save-dir", dest="save_dir", metavar="DIR", help="write annotated copies of the images here")
+    p.add_argument("--csv", metavar="FILE", help="write one row per face as CSV, and one with empty face columns "
+                   "per image without a face (- for stdout)")
+    p.add_argument("--save-dir", dest="save_dir", metavar="DIR", help="write annotated copies of the images here: a folder outside the "
+                   "input folders, where no copy lands on an input (such a folder is refused)")
     p.add_argument("--top", type=int, default=3, help="probabilities shown per face (default 3)")
     p.add_argument("--quiet", "-q", action="store_true", help="no table on the terminal")
     add_workers(p, "images")
@@ -308,7 +341,8 @@ def register(sub) -> None:
     v.add_argument("inputs", nargs="+", metavar="IN", help="video file(s)")
     add_common(v, "stream")
     v.add_argument("--out", help="annotated video to write: .mp4 (H.264, plays in browsers), .mov or .avi, with "
-                   "the input's audio track; with several inputs a folder (STEM.mp4 each) (default: none)")
+                   "the input's audio track; with several inputs a folder (STEM.mp4 each); never an input (refused) "
+                   "(default: none)")
     v.add_argument("--csv", help="per-frame, per-face CSV (default without --out: IN_timeline.csv beside the input); "
                    "with several inputs a folder (STEM_timeline.csv each)")
     v.add_argument("--every", type=int, default=1, metavar="N", help="process every N-th frame (default 1)")

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import DataError
 from .audit import REASONS, row_identity
 from .dataset import FaceDataset
+from .text import open_text
 
 
 @dataclass
@@ -49,7 +50,7 @@ def read_exclusions(path: str | Path, reasons: str | Sequence[str] | None = None
     path = Path(path)
     wanted = parse_reasons(reasons)
     try:
-        handle = open(path, newline="", encoding="utf-8-sig")
+        handle = open_text(path)
     except OSError as e:
         raise DataError(f"{path}: cannot read the exclusion file ({e.strerror or e})") from None
     with handle:

@@ -7,8 +7,6 @@ three ``Usage`` values may be present. Plain and gzip-compressed files are read.
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 from pathlib import Path
 
 import numpy as np
@@ -17,23 +15,11 @@ from . import cache
 from ..classes import FER2013_CLASSES
 from ..errors import DataError
 from .dataset import FaceDataset
+from .text import open_text
 
 SIDE = 48
 REQUIRED_COLUMNS = ("emotion", "pixels", "Usage")
 KNOWN_USAGES = ("Training", "PublicTest", "PrivateTest")
-
-
-def open_text(path: Path) -> io.TextIOBase:
-    """Open a plain or gzip-compressed text file (decided by its magic bytes, not its name).
-
-    A UTF-8 byte-order mark (as spreadsheet programs write) is dropped; CRLF line ends are read
-    like LF ones by the csv module.
-    """
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
 
 
 def _parse(path: Path) -> dict[str, np.ndarray]:
@@ -47,7 +33,7 @@ def _parse(path: Path) -> dict[str, np.ndarray]:
             header = next(reader)
         except StopIteration:
             raise DataError(f"{path}: the file is empty (expected a header with {', '.join(REQUIRED_COLUMNS)})") from None
-        except (OSError, EOFError, UnicodeDecodeError) as e:
+        except (OSError, EOFError) as e:
             raise DataError(f"{path}: cannot read ({e})") from None
         names = [h.strip() for h in header]
         missing = [c for c in REQUIRED_COLUMNS if c not in names]
@@ -84,7 +70,7 @@ def _parse(path: Path) -> dict[str, np.ndarray]:
                 labels.append(int(emo))
                 usages.append(usage)
                 rows.append(pixels.astype(np.uint8))
-        except (OSError, EOFError, UnicodeDecodeError, csv.Error) as e:
+        except (OSError, EOFError, csv.Error) as e:
             raise DataError(f"{path}: cannot read past row {len(labels)} ({e})") from None
     if not rows:
         raise DataError(f"{path}: the file has a header but no data rows")

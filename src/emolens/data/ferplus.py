@@ -21,7 +21,8 @@ import numpy as np
 from ..classes import FER2013_CLASSES, FERPLUS_CLASSES, FERPLUS_VOTE_COLUMNS
 from ..errors import DataError
 from .dataset import FaceDataset
-from .fer2013 import open_text, read_fer2013
+from .fer2013 import read_fer2013
+from .text import open_text
 
 
 def read_votes(path: str | Path) -> np.ndarray:

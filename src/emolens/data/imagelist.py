@@ -16,6 +16,7 @@ from ..errors import DataError
 from .dataset import FaceDataset
 from .folders import FLAT_SPLIT, IMAGE_SUFFIXES, LabelledFile, read_labelled_images
 from .labels import NAMES_ONLY, ClassMap
+from .text import open_text
 
 PATH_COLUMNS = ("path", "image", "file", "filename", "image_path", "subdirectory_filepath")
 LABEL_COLUMNS = ("label", "expression", "emotion", "class")
@@ -26,7 +27,7 @@ def is_image_list(path: Path) -> bool:
     """A .csv whose first row is a header naming a path column, or whose first field is an image file."""
     if not (path.is_file() and path.name.lower().endswith(".csv")):
         return False
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with open_text(path) as f:
         first = next(csv.reader(f), [])
     if not first:
         return False
@@ -51,7 +52,7 @@ def read_image_list(path: str | Path, size: int = 48, strict: bool = False,
                     class_map: ClassMap = NAMES_ONLY) -> FaceDataset:
     """Read the images a ``path,label[,split]`` CSV lists; errors name the CSV's line."""
     path = Path(path)
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with open_text(path) as f:
         rows = list(csv.reader(f))
     if not rows:
         raise DataError(f"{path}: the file is empty")

@@ -29,11 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ModelError
+from ..errors import ModelError, install_hint
 from .cnn import FaceClassifier
 from .registry import register_model
 
-ZOO_INSTALL = 'pip install "emolens[zoo]"'
 
 #: Default hidden widths of each head.
 HEADS: dict[str, tuple[int, ...]] = {"linear": (), "flatten_mlp": (2048, 1024), "pool_bn_mlp": (512, 128)}
@@ -48,7 +47,7 @@ def require_timm():
         if missing != "timm":  # timm is there but one of its own imports is not (usually torchvision)
             raise ModelError(f"timm is installed but cannot import {missing} ({e}); install a {missing} built for "
                              f"torch {torch.__version__} (see docs/zoo.md, 'Installing')") from None
-        raise ModelError(f"this model needs the optional package timm ({e}); install it with: {ZOO_INSTALL}") from None
+        raise ModelError(f"this model needs the optional package timm ({e}); install it with: {install_hint('zoo')}") from None
     except Exception as e:  # e.g. a torchvision built for another torch: "operator torchvision::nms does not exist"
         raise ModelError(f"timm is installed but does not import ({type(e).__name__}: {e}); its torchvision must "
                          f"match torch {torch.__version__} (see docs/zoo.md, 'Installing')") from None

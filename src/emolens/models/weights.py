@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import MissingExtra, ModelError, needs_extra
 from ..files import atomic_write_bytes, sha256_of
 from .registry import create_model
 
@@ -211,8 +211,8 @@ def load_model(path: str | Path, trust_unhashed: bool = False) -> tuple[nn.Modul
         from safetensors import SafetensorError
         from safetensors.torch import load_file
     except ImportError as e:
-        raise ModelError(f"loading {Path(path).name} as a torch network needs torch and safetensors ({e.name} is "
-                         "missing): pip install 'emolens[train]'") from None
+        raise MissingExtra(needs_extra(f"loading {Path(path).name} as a torch network (torch and safetensors; "
+                                       f"{e.name} is missing)", "train"), name=e.name) from None
 
     if Path(path).suffix.lower() == ".onnx" and not Path(path).with_suffix(".safetensors").exists():
         raise ModelError(f"{path}: an exported ONNX network, which runs on the onnx backend only; this needs the "

@@ -5,9 +5,11 @@ Needs the ``serve`` extra: ``pip install "emolens[serve]"``.
 
 from __future__ import annotations
 
+from ..errors import names_missing_extras
 from .config import ServeSettings
 
 
+@names_missing_extras
 def create_app(settings: ServeSettings | None = None, **kwargs):
     from .app import create_app as _create_app
 

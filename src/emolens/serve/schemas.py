@@ -18,6 +18,8 @@ class ModelInfo(BaseModel):
 
 
 class Face(BaseModel):
+    face: int = Field(description="the face's number, from 1, in reading order (rows top to bottom, each left to "
+                      "right), as in the CLI's table, CSV and JSON and on the web page")
     box: list[float] = Field(description="x1, y1, x2, y2 in image pixels")
     score: float = Field(description="detection confidence")
     label: str = Field(description="most probable expression")

@@ -44,14 +44,13 @@ def crop_folder(src: str | Path, dst: str | Path, detector: str | None = None, s
     from PIL import Image
     from tqdm import tqdm
 
-    from ..files import atomic_write_bytes
+    from ..files import atomic_write_bytes, refuse_inside
     from .detectors import create_detector
 
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
         raise EmolensError(f"{src}: not a folder (expected photos in ROOT/<class>/* or ROOT/<split>/<class>/*)")
-    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
-        raise EmolensError(f"{dst}: the crops must go outside {src}")
+    refuse_inside(dst, [src], "the destination", "the crops must go outside it")
     files = [f for f, _ in iter_image_files([src])]
     if not files:
         raise EmolensError(f"{src}: no images found")

@@ -165,9 +165,19 @@ def iter_image_files(paths, recursive: bool = True):
     """Image files named in ``paths``, folders walked (recursively), in sorted order.
 
     Yields (file path, root) where root is the folder argument it was found under (None for a
-    file named directly), so callers can mirror the tree.
+    file named directly), so callers can mirror the tree. A path that does not exist but is a
+    pattern (``dir/*.jpg``, ``photos/**/*.png``: quoted, or from a shell that does not expand
+    it) stands for the image files and folders it matches, in sorted order.
     """
+    import glob
+
     for p in map(Path, paths):
+        if not p.exists() and glob.has_magic(str(p)):
+            matches = [Path(m) for m in sorted(glob.glob(str(p), recursive=True))]
+            found = [m for m in matches if m.is_dir() or (m.suffix.lower() in IMAGE_EXTENSIONS
+                                                           and not m.name.startswith("."))]
+            yield from iter_image_files(found, recursive) if found else [(p, None)]   # none: "no such file"
+            continue
         if p.is_dir():
             pattern = "**/*" if recursive else "*"
             for f in sorted(p.glob(pattern)):

@@ -15,6 +15,26 @@ from .detectors.base import Detection, FaceDetector
 from .results import FaceResult, FrameResult, top_label
 
 
+def reading_order(detections: Sequence[Detection]) -> list[Detection]:
+    """Faces as one reads a group photo: rows top to bottom, each left to right.
+
+    A row is the faces whose vertical centres lie within half a face height of the row's mean
+    centre (the larger of the face's and the row's mean height), so a row whose faces sit a little
+    higher or lower, or a smaller face beside a larger one, stays one row."""
+    rows: list[list[Detection]] = []
+    for det in sorted(detections, key=lambda d: (d.box[1] + d.box[3]) / 2):
+        centre, height = (det.box[1] + det.box[3]) / 2, det.box[3] - det.box[1]
+        if rows:
+            row = rows[-1]
+            row_centre = sum((d.box[1] + d.box[3]) / 2 for d in row) / len(row)
+            row_height = sum(d.box[3] - d.box[1] for d in row) / len(row)
+            if abs(centre - row_centre) <= max(height, row_height) / 2:
+                row.append(det)
+                continue
+        rows.append([det])
+    return [det for row in rows for det in sorted(row, key=lambda d: d.box[0])]
+
+
 class Pipeline:
     """A face detector and a classifier (``emolens.runtime.Classifier``) joined by the alignment step.
 
@@ -41,14 +61,14 @@ class Pipeline:
 
     def run(self, images: Sequence[np.ndarray], sources: Sequence[str] | None = None,
             max_side: int | None = None) -> list[FrameResult]:
-        """One FrameResult per RGB uint8 image, faces left to right; no faces gives an empty FrameResult.
-        ``max_side``: the detection size for this call (a stream's; default: the pipeline's)."""
+        """One FrameResult per RGB uint8 image, faces in reading order (:func:`reading_order`); no faces
+        gives an empty FrameResult. ``max_side``: the detection size for this call (a stream's; default: the pipeline's)."""
         sources = list(sources) if sources is not None else [""] * len(images)
         max_side = self.max_side if max_side is None else max_side
         detections, crops, timings = [], [], []
         for rgb in images:
             t0 = time.perf_counter()
-            dets = sorted(self.detector.detect(rgb, max_side), key=lambda d: (d.box[0], d.box[1]))  # left to right
+            dets = reading_order(self.detector.detect(rgb, max_side))   # face 1, 2, ... as one reads them
             t1 = time.perf_counter()
             crops.append(self.crops(rgb, dets))
             t2 = time.perf_counter()

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: The label of a face whose top probability is below the caller's ``min_confidence``.
 UNCERTAIN = "uncertain"
@@ -55,6 +59,8 @@ class FaceResult:
 
 @dataclass
 class FrameResult:
+    #: In reading order (rows top to bottom, each left to right) for a still image, numbered from 1 in
+    #: every output: ``face`` in the JSON and CSV, "face N" in the CLI table, "#N" on the web page.
     faces: list[FaceResult] = field(default_factory=list)
     width: int = 0
     height: int = 0
@@ -62,6 +68,9 @@ class FrameResult:
     frame_index: int | None = None                  # in a video
     timestamp: float | None = None                  # seconds into a video
     timings_ms: dict[str, float] = field(default_factory=dict)  # detect / classify / total
+    #: The RGB picture of an in-memory input (array, bytes, PIL image), which plot() and save() draw on;
+    #: None for a file (read again from ``source``). Not part of the JSON, CSV or table.
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.faces)
@@ -70,7 +79,7 @@ class FrameResult:
         return {
             "source": self.source, "width": self.width, "height": self.height, "frame_index": self.frame_index,
             "timestamp": self.timestamp, "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
-            "faces": [f.to_dict() for f in self.faces],
+            "faces": [{"face": i, **f.to_dict()} for i, f in enumerate(self.faces, start=1)],
         }
 
     def to_json(self, **kwargs) -> str:
@@ -81,12 +90,17 @@ class FrameResult:
         BGR uint8 array (OpenCV's order, ready for ``cv2.imshow``/``imwrite``).
 
         ``image``: the picture these results are of, BGR (a video or webcam frame); default: the
-        file named by ``source``. ``copy=False`` draws on ``image`` itself."""
+        in-memory picture the results were made from, else the file named by ``source``.
+        ``copy=False`` draws on ``image`` itself."""
         import numpy as np
 
         from .draw import annotate
 
-        if image is None:
+        if image is None and self.image is not None:
+            import cv2
+
+            image = cv2.cvtColor(self.image, cv2.COLOR_RGB2BGR)     # a new array: the kept picture stays clean
+        elif image is None:
             image = _read_source_bgr(self.source)
         elif copy:
             image = np.array(image, copy=True)
@@ -98,11 +112,14 @@ class FrameResult:
         return _save(path, lambda: self.to_json(indent=2) + "\n", lambda: [self], lambda: self.plot(image))
 
     def rows(self) -> list[dict]:
-        """One flat row per face (for CSV and pandas)."""
+        """One flat row per face (for CSV and pandas); an image with no face has one row too, its face
+        columns empty, as it has an entry (with no faces) in the JSON."""
+        if not self.faces:
+            return [{"source": self.source, "frame_index": self.frame_index, "timestamp": self.timestamp}]
         out = []
         for i, f in enumerate(self.faces):
             row = {"source": self.source, "frame_index": self.frame_index, "timestamp": self.timestamp,
-                   "face": i, "track_id": f.track_id, "x1": f.box[0], "y1": f.box[1], "x2": f.box[2],
+                   "face": i + 1, "track_id": f.track_id, "x1": f.box[0], "y1": f.box[1], "x2": f.box[2],
                    "y2": f.box[3], "score": f.score, "label": f.label, "confidence": f.confidence}
             row.update({f"p_{k}": v for k, v in f.probabilities.items()})
             if f.raw_probabilities is not None:
@@ -146,7 +163,7 @@ class Results(list):
         return [row for frame in self for row in frame.rows()]
 
     def to_pandas(self):
-        """One row per face of every image (images with no face have no row)."""
+        """One row per face of every image; an image with no face has one row, its face columns empty."""
         import pandas as pd
 
         rows = self.rows()
@@ -156,7 +173,8 @@ class Results(list):
         self.to_pandas().to_csv(path, index=False)
 
     def plot(self, top_k: int = 3) -> list:
-        """Each image, read again from its ``source`` file, with its faces drawn (BGR arrays)."""
+        """Each image (its in-memory picture, else read again from its ``source`` file) with its faces
+        drawn (BGR arrays)."""
         return [frame.plot(top_k=top_k) for frame in self]
 
     def save(self, path) -> Path:

@@ -154,6 +154,8 @@ def _can_plot(quiet: bool = False) -> bool:
         import matplotlib  # noqa: F401
     except ImportError:
         if not quiet:
-            print("emolens: timeline plots skipped: they need matplotlib: pip install 'emolens[plot]'", file=sys.stderr)
+            from ..errors import install_hint
+
+            print(f"emolens: timeline plots skipped: they need matplotlib: {install_hint('plot')}", file=sys.stderr)
         return False
     return True

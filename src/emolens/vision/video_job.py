@@ -45,6 +45,9 @@ def process_video(recognizer, source, out=None, csv_path=None, plots_dir=None, e
     the annotated output."""
     from tqdm import tqdm
 
+    from ..files import refuse_overwriting
+
+    refuse_overwriting([p for p in (out, csv_path) if p], [source], "output path")
     reader = VideoReader(source)
     info = reader.info
     tracker = recognizer.tracker(detect_every=detect_every, half_life=half_life, patience=patience)

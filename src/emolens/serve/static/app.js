@@ -524,7 +524,7 @@
     const name = document.createElement("b");
     name.className = "label";
     name.style.color = colorOf(f.label);
-    name.textContent = "#" + (i + 1) + " " + nameOf(f.label) + (f.label === "uncertain" ? "" : " " + Math.round(f.confidence * 100) + "%");
+    name.textContent = "#" + (f.face || i + 1) + " " + nameOf(f.label) + (f.label === "uncertain" ? "" : " " + Math.round(f.confidence * 100) + "%");
     const tops = document.createElement("span");
     tops.className = "tops";
     tops.textContent = Object.entries(f.probabilities || {}).sort((a, b) => b[1] - a[1]).slice(0, 3)
