@@ -121,7 +121,12 @@ def test_export_runs_without_torch_as_emolens_export_does(tmp_path):
     out = tmp_path / "ferplus.onnx"
     r = run_without(TRAIN_PACKAGES, "export", "--out", str(out))
     assert r.returncode == 0, r.stderr
-    assert out.read_bytes() == (HERE / "ferplus.onnx").read_bytes() and "input 'faces'" in r.stdout
+    # the shipped network, with the model's contract appended as ONNX metadata props (issue 25 item 10)
+    assert out.read_bytes().startswith((HERE / "ferplus.onnx").read_bytes()) and "input 'faces'" in r.stdout
+    import onnx
+
+    props = {p.key for p in onnx.load(str(out)).metadata_props}
+    assert {"classes", "preprocess", "calibration"} <= props, props
     mine = make_tiny_model(tmp_path / "mine.safetensors")          # no ONNX file beside it: needs torch
     r = run_without(TRAIN_PACKAGES, "export", "--model", str(mine), "--out", str(tmp_path / "mine.onnx"))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
