@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1] / "src" / "emolens"
 
 #: Bottom to top. Each entry may import the entries before it (and itself).
 LAYERS = (
-    "errors", "version", "classes",     # the floor: errors, the version, class sets
+    "errors", "version", "classes",     # the floor: errors, the version, class sets,
+    "text",                             # and shared wording (plurals, durations)
     "files",                            # atomic writes, hashes, the cache folder
     "weights",                          # the bundled models' files (data, and where they lie)
     "data",                             # readers, splits, class sets, balancing

@@ -67,6 +67,32 @@ def key_values(pairs: list[str] | None, flag: str) -> dict:
     return out
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, said once: added as ``(default: X)`` unless the
+    help already says one, and left out when there is none to say (None, a flag that is off)."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        return f"{text} (default: {shown})" if text else f"(default: {shown})"
+
+
+def _finish(parser: argparse.ArgumentParser) -> None:
+    """Give every (sub-)command the formatter above and, when it has none, its one-line help as
+    its description (so that ``emolens COMMAND --help`` says what COMMAND does)."""
+    parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not sub.description and helps.get(name):
+                    sub.description = helps[name][0].upper() + helps[name][1:] + "."
+                _finish(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every command of :data:`COMMANDS`; registering them imports no torch."""
     p = argparse.ArgumentParser(prog="emolens", description="Facial expression recognition toolkit")
@@ -74,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in dict.fromkeys(c.module for c in COMMANDS):   # each module once, in help order
         importlib.import_module(name).register(sub)
+    _finish(p)
     return p
 
 

@@ -102,7 +102,7 @@ def register_audit(data) -> None:
     au.add_argument("--folds", type=int, default=5, help="folds of the out-of-fold probabilities (default 5)")
     au.add_argument("--cap", type=int, default=SHEET_CAP, help=f"faces per contact sheet (default {SHEET_CAP})")
     au.add_argument("--seed", type=int, default=0, help="fold assignment seed (default 0)")
-    au.add_argument("--threads", type=int, default=None, help="torch threads for the features (default: torch's)")
+    au.add_argument("--threads", type=int, default=None, help="torch CPU threads for the features (default: torch's)")
     au.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
     au.add_argument("--no-progress", action="store_true", help="no progress bars")
     au.set_defaults(func=cmd_audit)

@@ -294,7 +294,7 @@ def register(sub) -> None:
 
     c = sub.add_parser("calibrate", help="fit a model's calibration (vector scaling, temperature) and operating point on a "
                        "validation split and store them in its spec",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       )
     c.add_argument("--model", default="default", help="bundled name, default, or a .safetensors path")
     c.add_argument("--data", required=True, nargs="+", help="the data set the model was trained for")
     c.add_argument("--ferplus", help="FER+ votes for --data (FER+ majority labels)")
@@ -315,14 +315,15 @@ def register(sub) -> None:
     c.set_defaults(func=cmd_calibrate)
 
     h = sub.add_parser("retrain-head", help="fit a model's last layer again on its frozen features, class-balanced "
-                       "(for its own classes or another class set)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       "(for its own classes or another class set)")
     h.add_argument("--model", default="default", help="bundled name, default, or a .safetensors path")
-    h.add_argument("--data", required=True, nargs="+")
+    h.add_argument("--data", required=True, nargs="+", help="data set path(s), as for train (required)")
     h.add_argument("--ferplus", help="FER+ votes for --data (FER+ classes and majority labels)")
     h.add_argument("--classes", help="class subset of the data")
-    h.add_argument("--balance", default="oversample", choices=["oversample", "none"])
+    h.add_argument("--balance", default="oversample", choices=["oversample", "none"],
+                   help="oversample: every class as often as the largest in the fit; none: as the data has them")
     h.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the logistic regression")
-    h.add_argument("--seed", type=int, default=0)
+    h.add_argument("--seed", type=int, default=0, help="seed of the oversampling and the solver")
     h.add_argument("--name", help="the new model's name (default: the --out file's stem)")
     h.add_argument("--out", required=True, help="the new model, NAME.safetensors (spec beside it)")
     h.set_defaults(func=cmd_retrain_head)
@@ -345,6 +346,6 @@ def register(sub) -> None:
     m.set_defaults(func=cmd_models)
 
     x = sub.add_parser("export", help="export a model to ONNX")
-    x.add_argument("--model", default="default")
-    x.add_argument("--out", help="output .onnx path")
+    x.add_argument("--model", default="default", help="bundled name, default, or a .safetensors path")
+    x.add_argument("--out", help="output .onnx path (default: NAME.onnx in the working folder)")
     x.set_defaults(func=cmd_export)

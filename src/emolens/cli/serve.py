@@ -20,14 +20,16 @@ def register(subparsers) -> None:
         description="Start the web service: POST /v1/predict, WS /v1/stream, GET /v1/models, GET /healthz, "
                     "the OpenAPI schema at /openapi.json and the web page at /. Faces are detected as by the CLI "
                     f"and the Python API: {describe()} (uploads are photos, WebSocket frames a stream).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port")
     p.add_argument("--model", default="default", help="bundled model name, 'default', or a .safetensors path")
     p.add_argument("--detector", default=None, help="face detector (default: the recognizer's default)")
     p.add_argument("--backend", default="onnx", choices=("onnx", "torch"), help="classifier runtime")
     p.add_argument("--workers", type=int, default=1, help="server processes (each loads the model)")
-    p.add_argument("--threads", type=int, default=1, help="inference slots per process")
+    p.add_argument("--slots", dest="threads", type=int, default=1,
+                   help="inference slots per process, each its own Recognizer (requests run side by side)")
+    p.add_argument("--threads", dest="threads", type=int, help=argparse.SUPPRESS)   # the former name of --slots
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="uploads larger than this get 413")
     p.add_argument("--max-streams", type=int, default=64, help="concurrent WebSocket streams per process")
     p.add_argument("--max-message-mb", type=float, default=2.0,
@@ -44,7 +46,8 @@ def register(subparsers) -> None:
                    help="seconds a client has to send an upload's body (else 408)")
     p.add_argument("--min-confidence", type=float, default=None, metavar="P",
                    help="label a face 'uncertain' when its top probability is below P (default: off)")
-    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
+                   help="uvicorn's log level")
     p.set_defaults(func=run)
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EmolensError
+from ..text import plural
 
 #: Images read and classified together by ``emolens predict`` (all their faces in one batch).
 PREDICT_CHUNK = 16
@@ -19,7 +20,9 @@ CROP_SIDE = 256
 def add_common(p, kind: str) -> None:
     """The recogniser's options; ``kind`` (photo or stream) names the default detection size
     (:mod:`emolens.vision.detection_size`, the table the Python API and the server read too)."""
+    from ..vision.align import DEFAULT_MARGIN
     from ..vision.detection_size import DETECTION_SIZE
+    from ..vision.detectors import DEFAULT_DETECTOR, detector_info
 
     size = DETECTION_SIZE[kind]
     p.add_argument("--model", default="default", help="bundled model name, default, a .safetensors path or an "
@@ -27,9 +30,12 @@ def add_common(p, kind: str) -> None:
     p.add_argument("--detector", default=None, help="face detector (default retinaface; see `emolens detectors`); "
                    "none: each image is one pre-cropped face")
     p.add_argument("--backend", default="onnx", choices=["onnx", "torch"], help="classifier runtime (default onnx)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
-    p.add_argument("--min-score", dest="min_score", type=float, default=None, help="detector confidence threshold")
-    p.add_argument("--margin", type=float, default=None, help="border around each face crop, fraction of face size")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads of the detector and classifier (default: all)")
+    p.add_argument("--min-score", dest="min_score", type=float, default=None,
+                   help=f"detector confidence threshold (default: the detector's own, {DEFAULT_DETECTOR} "
+                        f"{detector_info(DEFAULT_DETECTOR).factory.default_min_score})")
+    p.add_argument("--margin", type=float, default=None, help="border around each face crop, fraction of face size "
+                   f"(default {DEFAULT_MARGIN}: the detector's box, which spans brows to chin)")
     p.add_argument("--max-side", dest="max_side", type=int, default=None, metavar="PX",
                    help=f"detect on a copy at most PX pixels on its longer side, smaller images at their own size "
                         f"(default {size}, the {kind} size; photos {DETECTION_SIZE['photo']}, streams "
@@ -278,9 +284,10 @@ def report_video(s) -> None:
     if s.ended_early:
         print(f"emolens: warning: {s.source} ended after {s.frames_read} of the {s.expected_frames} frames its "
               "header announces (truncated file?); results cover the frames read", file=sys.stderr)
-    print(f"{s.source}: {s.frames_read} frames read, {s.frames_processed} processed, {s.faces} faces, "
-          f"{s.tracks} tracks, {s.seconds:.1f} s ({s.frames_processed / max(s.seconds, 1e-9):.1f} processed frames/s; "
-          f"faces detected on {s.detections} frames, followed on the others)")
+    print(f"{s.source}: {plural(s.frames_read, 'frame')} read, {s.frames_processed:,} processed, "
+          f"{plural(s.faces, 'face')}, {plural(s.tracks, 'track')}, {s.seconds:.1f} s "
+          f"({s.frames_processed / max(s.seconds, 1e-9):.1f} processed frames/s; "
+          f"faces detected on {plural(s.detections, 'frame')}, followed on the others)")
     for label, path in (("annotated video", s.video), ("timeline csv", s.csv), ("overview plot", s.overview)):
         if path:
             print(f"wrote {label}: {path}" + (" (with the input's audio track)" if path == s.video and s.audio else ""))
@@ -299,7 +306,7 @@ def cmd_webcam(args) -> int:
     rec = make_recognizer(args)
     shown = run_webcam(rec, device, half_life=args.smooth, mirror=not args.no_mirror, max_frames=args.max_frames,
                        detect_every=args.detect_every, patience=args.track_patience)
-    print(f"{shown} frames shown")
+    print(f"{plural(shown, 'frame')} shown")
     return 0
 
 
@@ -351,7 +358,7 @@ def register(sub) -> None:
                    help="half-life of the per-track probability smoothing (0: off; default 0.5)")
     v.add_argument("--plots", metavar="DIR", help="folder for the timeline PNGs (default: beside the CSV, else "
                    "beside the annotated video)")
-    v.add_argument("--no-plots", dest="no_plots", action="store_true")
+    v.add_argument("--no-plots", dest="no_plots", action="store_true", help="write no timeline PNGs")
     v.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bar")
     add_workers(v, "videos")
     v.set_defaults(func=cmd_video)
@@ -359,7 +366,9 @@ def register(sub) -> None:
     w = sub.add_parser("webcam", help="live window with faces and expressions")
     w.add_argument("--device", default="0", help="camera index, or a video path/URL (default 0)")
     add_common(w, "stream")
-    w.add_argument("--smooth", type=float, default=0.3, metavar="SECONDS", help="smoothing half-life (default 0.3)")
+    w.add_argument("--smooth", type=float, default=0.3, metavar="SECONDS",
+                   help="half-life of the per-track probability smoothing (0: off; default 0.3, shorter than "
+                        "video's 0.5 so that a live label follows a change of expression sooner)")
     w.add_argument("--no-mirror", dest="no_mirror", action="store_true", help="do not flip the picture")
     add_tracking(w)
     w.add_argument("--max-frames", dest="max_frames", type=int, default=0, help=argparse_suppress())

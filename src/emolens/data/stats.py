@@ -11,7 +11,9 @@ def format_stats(summary: dict) -> str:
     for split, info in summary["splits"].items():
         cells = "".join(f"{info['per_class'][c]:>{width + 1},}" for c in classes)
         lines.append(f"{split:<12}{cells}{info['total']:>9,}")
-    lines.append(f"{'all':<12}" + " " * (len(classes) * (width + 1)) + f"{summary['total']:>9,}")
+    if len(summary["splits"]) != 1:              # one split (a flat folder's is called "all") is its own total
+        cells = "".join(f"{sum(i['per_class'][c] for i in summary['splits'].values()):>{width + 1},}" for c in classes)
+        lines.append(f"{'all':<12}{cells}{summary['total']:>9,}")
     dropped = {k: v for k, v in summary.get("dropped", {}).items()}
     if dropped:
         lines.append("dropped rows: " + ", ".join(f"{k} {v:,}" for k, v in dropped.items())

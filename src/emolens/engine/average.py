@@ -26,6 +26,7 @@ from torch import nn
 from ..errors import ModelError
 from ..models.registry import create_model
 from ..models.weights import ModelSpec, load_model, read_spec
+from ..text import duration
 
 
 def load_member(path: str) -> tuple[dict[str, torch.Tensor], ModelSpec]:
@@ -236,7 +237,7 @@ def _run_summary(run: Path) -> str:
     metrics = run / "metrics.json"
     if metrics.exists():
         m = json.loads(metrics.read_text())
-        parts.append(f"{m.get('train_seconds', 0) / 3600:.2f} h; {m.get('split')} one pass {m['accuracy']:.2%}")
+        parts.append(f"{duration(m.get('train_seconds', 0))}; {m.get('split')} one pass {m['accuracy']:.2%}")
     return ", ".join(parts)
 
 

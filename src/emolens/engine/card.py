@@ -14,6 +14,7 @@ from ..models.registry import count_parameters
 from ..files import atomic_write_bytes
 from ..models.weights import ModelSpec, load_model, save_model, tta_mode
 from ..runtime.onnx_model import ship_onnx
+from ..text import duration
 
 DATA_TERMS = (
     "FER-2013 (Goodfellow et al. 2013, ICML 2013 Challenges in Representation Learning) and the FER+ labels "
@@ -159,7 +160,7 @@ def bundle(run_dir: str | Path, dest_dir: str | Path, docs_dir: str | Path, name
 - initial weights: {_initial_weights(cfg.get('pretrained'))}{_teacher_line(cfg)}
 - epochs: {metrics.get('epochs')} ({cfg['optimizer']}, lr {cfg['lr']}, {cfg['schedule']} schedule, batch {cfg['batch_size']}, label smoothing {cfg['label_smoothing']}, soft-label weight {cfg.get('soft_label_weight', 0)}, balance {cfg['balance']}, {cfg['precision']})
 - augmentation: {', '.join(f'{k} {v}' for k, v in cfg['augment'].items())}
-- wall time: {metrics.get('train_seconds', 0) / 3600:.2f} h
+- wall time: {duration(metrics.get('train_seconds', 0))}
 - hardware: {trained_on or hardware()}"""
     return _write_card(model, spec, metrics, cfg, parts.val, Path(dest_dir), docs,
                        name, "emolens itself, `emolens train`", exported, training, notes, tta, speed, curves=True,
@@ -195,7 +196,7 @@ def bundle_average(weights: str | Path, dest_dir: str | Path, docs_dir: str | Pa
 - the weights are the weighted mean of {len(record['members'])} networks of this architecture (a model soup), every one trained by `emolens train` on the Training split:
 {members}
 - batch-norm statistics: measured again on {bn.get('faces', 0):,} faces of `{bn.get('split')}` ({', '.join(bn.get('data') or []) or 'none'})
-- wall time: {record.get('train_seconds', 0) / 3600:.2f} h of training (the members' runs, each counted once), plus minutes for the average
+- wall time: {duration(record.get('train_seconds', 0))} of training (the members' runs, each counted once), plus minutes for the average
 - hardware: {trained_on or hardware()}"""
     exported = selection or f"split `{split}` was only reported on, never used to choose"
     return _write_card(model, spec, metrics, cfg, val, Path(dest_dir), docs, name,

@@ -17,6 +17,7 @@ from ..data.balance import balance
 from ..data.folders import FLAT_SPLIT
 from ..data.splits import TrainVal, hold_out
 from ..errors import DataError, EmolensError
+from ..text import duration, plural
 from ..models.registry import count_parameters, create_model, model_info
 from ..models.weights import ModelSpec, save_model
 from .callbacks import (AtomicCheckpointIO, EpochLine, TimeKeeper, keep_last_epochs, read_seconds,
@@ -206,7 +207,7 @@ def summary_text(run_dir: Path, weights: Path, metrics, split: str, checkpoint: 
         ("confusion matrix", run_dir / "confusion_matrix.png"), ("curves", run_dir / "curves.png"),
         ("epoch log", run_dir / "logs" / "metrics.csv"), ("config", run_dir / "config.yaml"),
     ]
-    lines = [f"done: {epochs} epochs in {seconds / 60:.1f} min; {split} accuracy {metrics.accuracy:.4f}, "
+    lines = [f"done: {plural(epochs, 'epoch')} in {duration(seconds)}; {split} accuracy {metrics.accuracy:.4f}, "
              f"macro-F1 {metrics.macro_f1:.4f} (n={metrics.n})"]
     lines += [f"  {what:<17} {path}" for what, path in rows if path.exists()]
     lines.append(f"use it: emolens predict PHOTO --model {weights}")
