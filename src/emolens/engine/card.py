@@ -167,28 +167,39 @@ def bundle(run_dir: str | Path, dest_dir: str | Path, docs_dir: str | Path, name
                        train_split=parts.train.split_names[0], held_out=parts.held_out)
 
 
+def _measured_on(data, ferplus: str | None, spec: ModelSpec, split: str):
+    """The card's data description and the faces of ``split`` a bundled average or ensemble is measured on."""
+    data = [str(d) for d in ([data] if isinstance(data, (str, Path)) else data)]
+    cfg = {"data": data, "ferplus": ferplus, "classes": list(spec.classes)}
+    return cfg, _validation_faces(cfg, split)
+
+
+def _card_metrics(model, spec: ModelSpec, val, split: str, docs: Path, name: str) -> dict:
+    """One-pass metrics of ``model`` on ``val`` into its spec, and its confusion matrix into ``docs``."""
+    from ..evaluation.evaluate import evaluate_module
+
+    m = evaluate_module(model, spec, val)
+    m.extra["split"] = split
+    spec.metrics = {"split": split, "accuracy": m.accuracy, "macro_f1": m.macro_f1, "weighted_f1": m.weighted_f1,
+                    "n": m.n}
+    docs.mkdir(parents=True, exist_ok=True)
+    m.plot_confusion(docs / f"{name}-confusion_matrix.png",
+                     f"{name} on {split}: accuracy {m.accuracy:.2%}, macro-F1 {m.macro_f1:.3f}")
+    return m.to_dict()
+
+
 def bundle_average(weights: str | Path, dest_dir: str | Path, docs_dir: str | Path, name: str, data, split: str,
                    ferplus: str | None = None, trained_on: str | None = None, notes: str = "", tta: str = "flip",
                    speed: str = "", selection: str = "", version: str = "1") -> Path:
     """Bundle a model made by ``emolens average`` (its record beside it names the members): measure it on
     ``split`` of ``data``, write its weights, spec and card to ``dest_dir`` and its confusion matrix to ``docs_dir``."""
-    from ..evaluation.evaluate import evaluate_module
     from .average import read_record
 
     record = read_record(weights)
     model, spec = load_model(weights)
-    data = [str(d) for d in ([data] if isinstance(data, (str, Path)) else data)]
-    cfg = {"data": data, "ferplus": ferplus, "classes": list(spec.classes)}
-    val = _validation_faces(cfg, split)
-    m = evaluate_module(model, spec, val)
-    m.extra["split"] = split
-    metrics = m.to_dict()
-    spec.metrics = {"split": split, "accuracy": m.accuracy, "macro_f1": m.macro_f1, "weighted_f1": m.weighted_f1,
-                    "n": m.n}
+    cfg, val = _measured_on(data, ferplus, spec, split)
+    metrics = _card_metrics(model, spec, val, split, Path(docs_dir), name)
     docs = Path(docs_dir)
-    docs.mkdir(parents=True, exist_ok=True)
-    m.plot_confusion(docs / f"{name}-confusion_matrix.png",
-                     f"{name} on {split}: accuracy {m.accuracy:.2%}, macro-F1 {m.macro_f1:.3f}")
     bn = record.get("batchnorm") or {}
     members = "\n".join(f"  {i}. `{x['model']}` (weight {x['weight']:g}): {x['made']}"
                          for i, x in enumerate(record["members"], 1))
@@ -218,22 +229,14 @@ def bundle_ensemble(spec_path: str | Path, dest_dir: str | Path, docs_dir: str |
     files = [resolve_member(m.model, spec_path.parent) for m in ens.members]
     loaded = [load_model(f) for f in files]
     model, spec = build_soft_vote(loaded, [m.weight for m in ens.members], name)
-    data = [str(d) for d in ([data] if isinstance(data, (str, Path)) else data)]
-    cfg = {"data": data, "ferplus": ferplus, "classes": list(spec.classes)}
-    val = _validation_faces(cfg, split)
+    cfg, val = _measured_on(data, ferplus, spec, split)
     rows = ["| # | member | architecture | parameters | weight | one pass | flip TTA |", "|---|---|---|---|---|---|---|"]
-    for i, ((net, mspec), member, path) in enumerate(zip(loaded, ens.members, files), 1):
+    for i, ((net, mspec), member) in enumerate(zip(loaded, ens.members), 1):
         one, flip = evaluate_module(net, mspec, val), evaluate_module(net, mspec, val, tta="flip")
         rows.append(f"| {i} | `{member.model}` ({mspec.name}) | `{mspec.arch}` | {count_parameters(net):,} | "
                     f"{member.weight:.3f} | {one.accuracy:.2%} | {flip.accuracy:.2%} |")
-    m = evaluate_module(model, spec, val)
-    m.extra["split"] = split
-    spec.metrics = {"split": split, "accuracy": m.accuracy, "macro_f1": m.macro_f1, "weighted_f1": m.weighted_f1,
-                    "n": m.n}
+    metrics = _card_metrics(model, spec, val, split, Path(docs_dir), name)
     docs = Path(docs_dir)
-    docs.mkdir(parents=True, exist_ok=True)
-    m.plot_confusion(docs / f"{name}-confusion_matrix.png",
-                     f"{name} on {split}: accuracy {m.accuracy:.2%}, macro-F1 {m.macro_f1:.3f}")
     tuned = ens.tuned or {}
     how = (f"weights fitted by `emolens ensemble tune` ({tuned.get('objective', 'nll')}) on {tuned.get('split')}"
            f" (n = {tuned.get('n', '?')})" if tuned else "weights given in the spec")
@@ -243,7 +246,7 @@ def bundle_ensemble(spec_path: str | Path, dest_dir: str | Path, docs_dir: str |
 {chr(10).join(rows)}
 - hardware: {trained_on or hardware()}"""
     exported = selection or f"split `{split}` was only reported on, never used to choose"
-    return _write_card(model, spec, m.to_dict(), cfg, val, Path(dest_dir), docs, name,
+    return _write_card(model, spec, metrics, cfg, val, Path(dest_dir), docs, name,
                        "emolens itself: a soft vote (`emolens ensemble`) of networks trained by `emolens train`",
                        exported, training, notes, tta, speed, curves=False, version=version)
 
