@@ -153,3 +153,9 @@ def test_a_bundled_ensemble_is_one_model_with_a_card_of_its_members(members, tmp
     card = (dest / "toy-ensemble.md").read_text()
     assert card.count("| `vgg_fer` |") == 2 and "| 0.600 |" in card and "| 0.400 |" in card
     assert "Metrics on PublicTest (n = 40)" in card and (docs / "toy-ensemble-confusion_matrix.png").is_file()
+    assert "was only reported on, never used to choose" in card          # weights given, not fitted
+    tuned = EnsembleSpec.load(spec)
+    tuned.tuned = {"split": "PublicTest", "objective": "nll", "n": 40}
+    tuned.save(spec)
+    bundle_ensemble(spec, dest, docs, "toy-ensemble", str(data), "PublicTest")
+    assert "chose the member weights: its numbers are in sample" in (dest / "toy-ensemble.md").read_text()

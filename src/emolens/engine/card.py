@@ -245,7 +245,9 @@ def bundle_ensemble(spec_path: str | Path, dest_dir: str | Path, docs_dir: str |
 
 {chr(10).join(rows)}
 - hardware: {trained_on or hardware()}"""
-    exported = selection or f"split `{split}` was only reported on, never used to choose"
+    in_sample = tuned.get("split") == split
+    exported = selection or (f"split `{split}` chose the member weights: its numbers are in sample (optimistic)"
+                             if in_sample else f"split `{split}` was only reported on, never used to choose")
     return _write_card(model, spec, metrics, cfg, val, Path(dest_dir), docs, name,
                        "emolens itself: a soft vote (`emolens ensemble`) of networks trained by `emolens train`",
                        exported, training, notes, tta, speed, curves=False, version=version)
