@@ -122,7 +122,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     model = create_model(cfg.model, num_classes=len(train_ds.class_names), **options)
     print(f"model {cfg.model} {options}: {count_parameters(model):,} parameters, {len(train_ds.class_names)} classes")
     prior = np.bincount(balanced.dataset.labels, minlength=len(train_ds.class_names)) / len(balanced.dataset)
-    module = FERModule(model, cfg, balanced.class_weights, class_prior=prior)
+    module = FERModule(model, cfg, balanced.class_weights, class_prior=prior, class_names=train_ds.class_names)
     if resume:
         print(f"resuming from {last}")
     elif module.pretrained_load is not None:
