@@ -228,7 +228,8 @@ def register(sub) -> None:
                    "changes one option of the recipe (default: none)")
     t.add_argument("--pretrained", metavar="NAME|FILE",
                    help="start from a bundled model (ferplus, fer2013) or an emolens .safetensors file of the same "
-                   "architecture; layers of another shape (the output layer of another class set) start fresh; "
+                   "architecture; the output layer's rows are carried over by class name (a class the model lacks starts "
+                   "fresh; the load report says which); "
                    "timm backbones also take hub, package or a URL (default: none, random weights)")
     t.add_argument("--epochs", type=int, help=f"(default: {d.epochs})")
     t.add_argument("--batch-size", dest="batch_size", type=int, help=f"(default: {d.batch_size})")

@@ -123,7 +123,7 @@ def _initial_weights(pretrained) -> str:
     from ..weights import bundled_path
 
     if bundled_path(str(pretrained)) is not None:
-        return f"the bundled `{pretrained}` model (`pretrained: {pretrained}`; layers whose shape differs start fresh)"
+        return f"the bundled `{pretrained}` model (`pretrained: {pretrained}`; the output layer's rows carried over by class name, a class it lacks started fresh)"
     return f"`{pretrained}`"
 
 
