@@ -162,16 +162,16 @@ def import_problem(module: str) -> str | None:
 
 
 def metrics_text(m: dict) -> str:
-    """``accuracy 84.01% one pass, 85.08% flip TTA (PublicTest, validation; out of sample 83.93% / 84.97%;
-    as shipped: vector scaling + temperature)``: the out-of-sample part when the calibration was judged
-    so (``emolens calibrate``: fitted on one half of the split, scored on the other)."""
+    """``accuracy 84.01% one pass, 85.08% flip TTA (PublicTest, validation; as shipped: vector scaling +
+    temperature; out of sample 83.93% / 84.97%)``: the out-of-sample part when the calibration was
+    judged so (``emolens calibrate``: each step fitted on one half of the split, scored on the other)."""
     if "accuracy" not in m:
         return ""
     views = f"{m['accuracy']:.2%} one pass" + (f", {m['flip_accuracy']:.2%} flip TTA" if "flip_accuracy" in m else "")
     outside = [f"{m[k]:.2%}" for k in ("accuracy_out_of_sample", "flip_accuracy_out_of_sample") if k in m]
     oos = f"; out of sample {' / '.join(outside)}" if outside else ""
     how = f"as shipped: {m.get('steps', 'calibrated')}" if m["calibrated"] else "the raw network"
-    return f"accuracy {views} ({m.get('split', '?')}, validation{oos}; {how})"
+    return f"accuracy {views} ({m.get('split', '?')}, validation; {how}{oos})"
 
 
 def _parameter_text(info, problems: dict[str, str | None]) -> str:
