@@ -11,7 +11,11 @@ operating point, both fitted on PublicTest one pass) and measures all three vari
 FER+ PublicTest accuracy (one pass and flip TTA), macro-F1, recall of contempt / disgust / fear,
 ECE (15 bins, one pass); CK+ dev 7-way (argmax over the seven FER-2013 classes, contempt rows left
 out, flip TTA) and JAFFE dev through the full pipeline (detect, align, classify; one pass).
-PublicTest chose the calibration and operating point: its numbers are validation numbers.
+PublicTest chose the calibration and operating point: its numbers are in sample (optimistic).
+Beside them, the out-of-sample numbers of the same procedure (issue 24): each step fitted on one of
+two fixed stratified halves of PublicTest and scored on the other, pooled over both
+(:mod:`emolens.evaluation.calibration_stages`), with flip TTA, also without the PublicTest faces
+that have a Training twin; and the ship rule's verdict on each step.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 
 from emolens.evaluation.evaluate import evaluate
 from emolens.evaluation.calibration import calibrate_model, expected_calibration_error
+from emolens.evaluation.calibration_stages import OPERATING_POINT, RAW, SCALED
 from emolens.runtime import load_classifier
 
 
@@ -69,15 +74,26 @@ def main() -> None:
         variants = {"raw": model}
         for kind, op in (("T", False), ("T+op", True)):
             out = a.work / f"{slug}_{kind.replace('+', '_')}.safetensors"
-            cal, _ = calibrate_model(model, a.data, ferplus=a.ferplus, operating_point=op, out=out,
-                                     max_accuracy_drop=a.max_accuracy_drop, objective=a.objective)
+            cal, _, report = calibrate_model(model, a.data, ferplus=a.ferplus, operating_point=op, out=out,
+                                             max_accuracy_drop=a.max_accuracy_drop, objective=a.objective,
+                                             ship_rule=False)
             variants[kind] = str(out)
             records[f"{label} [{kind}] calibration"] = cal.to_dict()
+        stage = {st.name: st for st in report.stages}      # the T+op run judged every step
+        judged = {"raw": stage[RAW], "T": stage[SCALED], "T+op": stage[OPERATING_POINT]}
         for kind, path in variants.items():
             t0 = time.perf_counter()
             m = {**fer_metrics(path, a.data, a.ferplus), **ood_metrics(path, a.ood)}
+            st = judged[kind]
+            m["oos"] = st.out_of_sample["flip"].to_dict()
+            m["oos_no_twins"] = st.without_twins["flip"].to_dict()
+            m["verdict"] = st.decision.reason if st.decision else ""
             records[f"{label} [{kind}]"] = m
-            row = (f"| {label} | {kind} | {m['acc1']:.2%} | {m['acc_flip']:.2%} | {m['f1']:.3f} | {m['contempt']:.0%} | "
+            verdict = m["verdict"].split(":")[0] if m["verdict"] else "(reference)"
+            row = (f"| {label} | {kind} | {m['acc1']:.2%} | {m['acc_flip']:.2%} | {m['f1']:.3f} | "
+                   f"{m['oos']['accuracy']:.2%} / {m['oos']['macro_f1']:.3f} | "
+                   f"{m['oos_no_twins']['accuracy']:.2%} / {m['oos_no_twins']['macro_f1']:.3f} | {verdict} | "
+                   f"{m['contempt']:.0%} | "
                    f"{m['disgust']:.0%} | {m['fear']:.0%} | {m['ece']:.3f} | {m['ck']:.1%} [{m['ck_ci'][0]:.1%}, "
                    f"{m['ck_ci'][1]:.1%}] | {m['ck_neutral']:.0%} | {m['jaffe']:.1%} |")
             rows.append(row)

@@ -101,9 +101,13 @@ def test_ensemble_tune_command_then_evaluate(members, tmp_path, capsys):
     assert main(["ensemble", "tune", "--models", str(members[0]), str(members[1]), "--data", str(data),
                  "--name", "mine", "--out", str(out), "--backend", "torch"]) == 0
     text = capsys.readouterr().out
-    assert "soft vote, tuned (nll)" in text and "PublicTest (n=35)" in text
+    assert "soft vote, tuned (nll), in sample" in text and "soft vote, tuned (nll), out of sample" in text
+    assert "PublicTest (n=35, 0 with a training twin)" in text and "stored: " in text
     spec = EnsembleSpec.load(out)
     assert spec.tuned["split"] == "PublicTest" and len(spec.members) == 2
+    assert "accuracy_out_of_sample" in spec.tuned and spec.tuned["reason"] in text
+    if not spec.tuned["ships"]:                                # the tuned weights lost out of sample: equal ones
+        assert [m.weight for m in spec.members] == [0.5, 0.5]
     assert not spec.members[0].model.startswith("/")  # stored relative to the spec, so the folder can move
     assert sum(m.weight for m in spec.members) == pytest.approx(1, abs=1e-4)
     assert main(["evaluate", "--model", str(out), "--data", str(data), "--split", "PrivateTest"]) == 0

@@ -80,21 +80,26 @@ def evaluate(model: str | Path = "default", data=(), ferplus=None, split: str | 
 class CalibrateResult:
     calibration: object     # emolens.models.calibration.Calibration
     spec: Path              # the spec the calibration was written into
+    report: object = None   # emolens.evaluation.calibration_stages.StageReport: every step in and out of sample
 
 
 @names_missing_extras
 def calibrate(model: str | Path = "default", data=(), ferplus=None, split: str | None = None,
               prior_split: str | None = None, operating_point: bool = True, max_accuracy_drop: float = 0.005,
               objective: str = "balanced_accuracy", min_accuracy: float | None = None,
-              out: str | Path | None = None, plot: str | Path | None = None) -> CalibrateResult:
-    """Fit a model's calibration and operating point on a validation split and store them in its spec
-    (or in a copy at ``out``); see :mod:`emolens.evaluation.calibration`."""
+              out: str | Path | None = None, plot: str | Path | None = None,
+              ship_rule: bool = True) -> CalibrateResult:
+    """Fit a model's calibration and operating point on a validation split, judge each step out of
+    sample (cross-fitted on two fixed halves) and store the steps that pass the ship rule in its
+    spec (or in a copy at ``out``; ``ship_rule=False``: every step asked for); see
+    :mod:`emolens.evaluation.calibration_stages`."""
     from .evaluation.calibration import calibrate_model
 
-    cal, spec = calibrate_model(model, data, ferplus=ferplus, split=split, prior_split=prior_split,
-                                operating_point=operating_point, max_accuracy_drop=max_accuracy_drop, out=out,
-                                plot=plot, objective=objective, min_accuracy=min_accuracy)
-    return CalibrateResult(cal, Path(spec))
+    cal, spec, report = calibrate_model(model, data, ferplus=ferplus, split=split, prior_split=prior_split,
+                                        operating_point=operating_point, max_accuracy_drop=max_accuracy_drop,
+                                        out=out, plot=plot, objective=objective, min_accuracy=min_accuracy,
+                                        ship_rule=ship_rule)
+    return CalibrateResult(cal, Path(spec), report)
 
 
 @names_missing_extras
@@ -141,13 +146,14 @@ def export(model: str | Path = "default", out: str | Path | None = None) -> Expo
 @names_missing_extras
 def ensemble_tune(models: Sequence[str], data=(), ferplus=None, classes=None, split: str | None = None,
                   objective: str = "nll", name: str = "ensemble", out: str | Path | None = None,
-                  backend: str = "onnx"):
-    """Soft-vote weights of ``models`` tuned on a validation split: (EnsembleSpec, metrics by kind);
-    the spec is written to ``out`` (default NAME.ensemble.yaml)."""
+                  backend: str = "onnx", ship_rule: bool = True):
+    """Soft-vote weights of ``models`` tuned on a validation split and judged out of sample (two
+    fixed halves; equal weights unless the tuned ones pass the ship rule, or ``ship_rule=False``):
+    (EnsembleSpec, metrics by kind); the spec is written to ``out`` (default NAME.ensemble.yaml)."""
     from .evaluation.ensemble import tune_ensemble
 
     return tune_ensemble(models, data, ferplus=ferplus, classes=classes, split=split, objective=objective,
-                         name=name, out=out or f"{name}.ensemble.yaml", backend=backend)
+                         name=name, out=out or f"{name}.ensemble.yaml", backend=backend, ship_rule=ship_rule)
 
 
 @names_missing_extras

@@ -81,12 +81,17 @@ def cmd_calibrate(args) -> int:
 
     r = calibrate(args.model, args.data, ferplus=args.ferplus, split=args.split, prior_split=args.prior_split,
                   operating_point=not args.no_operating_point, max_accuracy_drop=args.max_accuracy_drop,
-                  objective=args.objective, min_accuracy=args.min_accuracy, out=args.out, plot=args.plot)
+                  objective=args.objective, min_accuracy=args.min_accuracy, out=args.out, plot=args.plot,
+                  ship_rule=not args.no_ship_rule)
     cal, spec = r.calibration, r.spec
-    print(f"temperature {cal.temperature:.3f}; operating point strength per class (bias = -tau log prior): "
-          + ", ".join(f"{t:+.1f}" for t in cal.strength))
-    print(f"ECE ({ECE_BINS} bins) on {cal.fitted_on}: {cal.ece_before:.4f} raw -> {cal.ece_after:.4f} calibrated "
-          f"({cal.ece_cross_fitted:.4f} fitted on one half, measured on the other)")
+    print(f"fitted on {cal.fitted_on}; out of sample: {r.report.to_dict()['protocol']}")
+    print(r.report.table())
+    print(f"stored: {cal.steps()}" + ("" if args.no_ship_rule or r.report.shipped is r.report.stages[-1] else
+                                       " (the steps that did not ship are left out; --no-ship-rule stores them)"))
+    if cal.strength and any(cal.strength):
+        print("operating point strength per class (bias = -tau log prior): " + ", ".join(f"{t:+.1f}" for t in cal.strength))
+    print(f"temperature {cal.temperature:.3f}; ECE ({ECE_BINS} bins) one pass: {cal.ece_before:.4f} raw -> "
+          f"{cal.ece_after:.4f} in sample, {cal.ece_cross_fitted:.4f} out of sample")
     print(f"wrote {spec}" + (f" and {args.plot}" if args.plot else ""))
     return 0
 
@@ -157,12 +162,16 @@ def import_problem(module: str) -> str | None:
 
 
 def metrics_text(m: dict) -> str:
-    """``accuracy 83.54% one pass, 84.66% flip TTA (PublicTest, validation; as shipped: calibrated)``."""
+    """``accuracy 84.01% one pass, 85.08% flip TTA (PublicTest, validation; as shipped: vector scaling +
+    temperature; out of sample 83.93% / 84.97%)``: the out-of-sample part when the calibration was
+    judged so (``emolens calibrate``: each step fitted on one half of the split, scored on the other)."""
     if "accuracy" not in m:
         return ""
     views = f"{m['accuracy']:.2%} one pass" + (f", {m['flip_accuracy']:.2%} flip TTA" if "flip_accuracy" in m else "")
-    how = "as shipped: calibrated, with its operating point" if m["calibrated"] else "the raw network"
-    return f"accuracy {views} ({m.get('split', '?')}, validation; {how})"
+    outside = [f"{m[k]:.2%}" for k in ("accuracy_out_of_sample", "flip_accuracy_out_of_sample") if k in m]
+    oos = f"; out of sample {' / '.join(outside)}" if outside else ""
+    how = f"as shipped: {m.get('steps', 'calibrated')}" if m["calibrated"] else "the raw network"
+    return f"accuracy {views} ({m.get('split', '?')}, validation; {how}{oos})"
 
 
 def _parameter_text(info, problems: dict[str, str | None]) -> str:
@@ -310,6 +319,10 @@ def register(sub) -> None:
                    help="what the operating point maximises on the validation split")
     c.add_argument("--min-accuracy", dest="min_accuracy", type=float, default=None,
                    help="the operating point keeps validation accuracy at least this (a fraction)")
+    c.add_argument("--no-ship-rule", dest="no_ship_rule", action="store_true",
+                   help="store every step asked for, even one that does not pass the ship rule out of sample "
+                   "(default: only the steps that win on accuracy or macro-F1, cross-fitted on two fixed halves of "
+                   "the split, losing at most 0.3 points of the other)")
     c.add_argument("--out", help="write a calibrated copy here (NAME.safetensors + spec) instead of updating the "
                    "model's own spec")
     c.add_argument("--plot", help="write a reliability diagram (PNG) here")

@@ -68,3 +68,19 @@ def duplicate_pairs(images: np.ndarray, hashes: np.ndarray, max_distance: int = 
             d = int(dist[i - start, j])
             pairs.append(DuplicatePair(int(i), int(j), d, bool(d == 0 and np.array_equal(images[i], images[j]))))
     return pairs
+
+
+def has_twin(images: np.ndarray, others: np.ndarray, max_distance: int = DEFAULT_MAX_DISTANCE,
+             progress: bool = False) -> np.ndarray:
+    """(N,) bool: which of ``images`` has a near or exact duplicate among ``others`` (pHashes within
+    ``max_distance`` bits), the audit's cross-split pairs seen from one side: a validation face
+    with a Training twin was, in effect, trained on."""
+    if len(images) == 0 or len(others) == 0:
+        return np.zeros(len(images), dtype=bool)
+    ours = perceptual_hashes(images, progress=progress)
+    theirs = perceptual_hashes(others, progress=progress)
+    out = np.zeros(len(ours), dtype=bool)
+    for start in range(0, len(ours), BLOCK):
+        block = ours[start:start + BLOCK]
+        out[start:start + BLOCK] = (_popcount(block[:, None] ^ theirs[None, :]) <= max_distance).any(axis=1)
+    return out

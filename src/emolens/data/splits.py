@@ -1,6 +1,7 @@
 """Train / validation splits for data that comes without one (``ROOT/<class>/*``, a CSV without a
 split column): a seeded, stratified hold-out, so every class is validated on and the same seed
-always holds out the same faces."""
+always holds out the same faces. And the two fixed halves of a validation split that post-hoc steps
+(calibration, operating point, ensemble weights) are cross-fitted on (:func:`halves`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from ..errors import DataError
 from .dataset import FaceDataset
 
 TRAIN, VAL = "train", "val"
+#: The seed of the fixed halves a validation split is cross-fitted on (issue 24).
+HALVES_SEED = 24
 
 
 @dataclass
@@ -64,3 +67,25 @@ def hold_out(ds: FaceDataset, fraction: float, seed: int = 0) -> tuple[FaceDatas
     train.splits = np.full(len(train), TRAIN)
     val.splits = np.full(len(val), VAL)
     return train, val
+
+
+def halves(labels: np.ndarray, seed: int = HALVES_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Two fixed, stratified halves of a split's rows (scikit-learn's two-fold ``StratifiedKFold``,
+    shuffled with ``seed``): sorted row indexes A and B, every row in exactly one, each class
+    split as evenly as it can be (counts differ by at most one; a class with one face
+    lies in one half). The same labels and seed give the
+    same halves on every call, so a number measured on half B today is measured on the same faces
+    tomorrow."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = np.asarray(labels)
+    if len(labels) < 2:
+        raise DataError(f"two halves need at least 2 faces, not {len(labels)}")
+    import warnings
+
+    folds = StratifiedKFold(n_splits=2, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():   # a class with one face lands in one half: nothing to warn about
+        warnings.simplefilter("ignore", UserWarning)
+        _, first = next(folds.split(np.zeros(len(labels)), labels))
+    second = np.setdiff1d(np.arange(len(labels)), first)
+    return np.sort(first), second

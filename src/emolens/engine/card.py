@@ -247,10 +247,20 @@ def bundle_ensemble(spec_path: str | Path, dest_dir: str | Path, docs_dir: str |
 - hardware: {trained_on or hardware()}"""
     in_sample = tuned.get("split") == split
     exported = selection or (f"split `{split}` chose the member weights: its numbers are in sample (optimistic)"
+                             + _weights_out_of_sample(tuned)
                              if in_sample else f"split `{split}` was only reported on, never used to choose")
     return _write_card(model, spec, metrics, cfg, val, Path(dest_dir), docs, name,
                        "emolens itself: a soft vote (`emolens ensemble`) of networks trained by `emolens train`",
                        exported, training, notes, tta, speed, curves=False, version=version)
+
+
+def _weights_out_of_sample(tuned: dict) -> str:
+    """The tuned weights' out-of-sample numbers and the ship rule's verdict, when ``ensemble tune`` stored them."""
+    if "accuracy_out_of_sample" not in tuned:
+        return ""
+    return (f"; tuned on one of two fixed halves and scored on the other, the weights reach "
+            f"{tuned['accuracy_out_of_sample']:.2%} (macro-F1 {tuned['macro_f1_out_of_sample']:.3f}) out of sample, "
+            f"and {tuned.get('stored', 'tuned')} weights are stored (ship rule: {tuned['reason']})")
 
 
 def _write_card(model, spec, metrics: dict, cfg: dict, val, dest_dir: Path, docs: Path, name: str, made_by: str,

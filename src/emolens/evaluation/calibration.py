@@ -130,12 +130,12 @@ def fit_operating_point(logits: np.ndarray, labels: np.ndarray, prior: np.ndarra
 
 def calibrate(logits: np.ndarray, labels: np.ndarray, prior: np.ndarray | None = None, fitted_on: str = "",
               operating_point: bool = True, max_accuracy_drop: float = 0.005, objective: str = "balanced_accuracy",
-              min_accuracy: float | None = None) -> Calibration:
-    """Fit vector scaling, then the operating point on the scaled logits (when ``operating_point``
-    and a prior is given; the argmax is decided there), then the temperature."""
+              min_accuracy: float | None = None, vector_scaling: bool = True) -> Calibration:
+    """Fit vector scaling (when ``vector_scaling``), then the operating point on the scaled logits
+    (when ``operating_point`` and a prior is given; the argmax is decided there), then the temperature."""
     logits = np.asarray(logits, dtype=np.float32)
     n = logits.shape[1]
-    scale = np.round(fit_vector_scale(logits, labels), 4)
+    scale = np.round(fit_vector_scale(logits, labels), 4) if vector_scaling else np.ones(n)
     scaled = logits * scale.astype(np.float32)
     if operating_point and prior is not None:
         tau = fit_operating_point(scaled, labels, prior, max_accuracy_drop, objective, min_accuracy)
@@ -144,7 +144,7 @@ def calibrate(logits: np.ndarray, labels: np.ndarray, prior: np.ndarray | None =
         tau, bias = np.zeros(n), np.zeros(n)
     shifted = scaled + bias.astype(np.float32)
     temperature = fit_temperature(shifted, labels)
-    cal = Calibration(temperature=round(temperature, 4), scale=[float(v) for v in scale],
+    cal = Calibration(temperature=round(temperature, 4), scale=[float(v) for v in scale] if vector_scaling else [],
                       logit_bias=[round(float(b), 4) for b in bias],
                       prior=[] if prior is None else [round(float(p), 6) for p in prior],
                       strength=[round(float(t), 2) for t in tau], fitted_on=fitted_on)
@@ -198,35 +198,28 @@ def plot_reliability(path: str | Path, curves: dict[str, tuple[np.ndarray, np.nd
     plt.close(fig)
 
 
-def cross_fitted_ece(logits: np.ndarray, labels: np.ndarray, prior: np.ndarray | None, operating_point: bool,
-                     max_accuracy_drop: float, seed: int = 0, **fit_options) -> float:
-    """An out-of-sample estimate of the calibrated ECE: fit on one half of the split, measure on
-    the other, both ways, mean of the two (the stored calibration is fitted on the whole split)."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(labels))
-    halves = order[: len(order) // 2], order[len(order) // 2:]
-    eces = []
-    for fit, test in (halves, halves[::-1]):
-        cal = calibrate(logits[fit], labels[fit], prior, operating_point=operating_point,
-                        max_accuracy_drop=max_accuracy_drop, **fit_options)
-        eces.append(expected_calibration_error(softmax(cal.apply(logits[test])), labels[test]))
-    return float(np.mean(eces))
-
-
 def calibrate_model(model, data, ferplus=None, split: str | None = None, prior_split: str | None = None,
                     operating_point: bool = True, max_accuracy_drop: float = 0.005, out=None, plot=None,
-                    backend: str = "onnx", objective: str = "balanced_accuracy", min_accuracy: float | None = None):
-    """Fit ``model``'s calibration (and operating point) on ``split`` of ``data`` and store it in the
-    model's spec: beside ``out`` (a copy of the weights) or, without ``out``, in the model's own spec.
+                    backend: str = "onnx", objective: str = "balanced_accuracy", min_accuracy: float | None = None,
+                    ship_rule: bool = True):
+    """Fit ``model``'s calibration (and operating point) on ``split`` of ``data``, judge every step
+    out of sample (:mod:`emolens.evaluation.calibration_stages`) and store in the model's spec the
+    last step that passes the ship rule (with ``ship_rule=False``: the last step asked for):
+    beside ``out`` (a copy of the weights) or, without ``out``, in the model's own spec.
 
-    The operating point's prior is the class frequencies of ``prior_split`` (the training split).
-    Returns (Calibration, path of the spec written)."""
+    The operating point's prior is the class frequencies of ``prior_split`` (the training split);
+    that split's faces are also the twins left out of the out-of-sample numbers.
+    Returns (Calibration, path of the spec written, StageReport)."""
     import json
 
     from ..data import load_dataset
+    from ..data.phash import has_twin
+    from ..data.splits import HALVES_SEED, halves
     from ..files import atomic_write_bytes
-    from ..runtime import load_classifier
     from ..models.resolve import resolve_weights
+    from ..models.weights import tta_mode
+    from ..runtime import load_classifier
+    from .calibration_stages import judge_stages
 
     weights = resolve_weights(model)
     if weights.suffix.lower() == ".onnx":
@@ -237,16 +230,25 @@ def calibrate_model(model, data, ferplus=None, split: str | None = None, prior_s
     val = ds.split(split, "val")
     train = ds.split(prior_split, "train")
     prior = np.bincount(train.labels, minlength=len(clf.classes)) / len(train)
-    logits = clf.view_logits(val.images, "none")[0]
-    where = f"{val.split_names[0]} (n={len(val)}, one pass)"
-    fit = {"objective": objective, "min_accuracy": min_accuracy}
-    cal = calibrate(logits, val.labels, prior, fitted_on=where, operating_point=operating_point,
-                    max_accuracy_drop=max_accuracy_drop, **fit)
-    cal.objective = objective if operating_point else ""
-    cal.ece_cross_fitted = round(cross_fitted_ece(logits, val.labels, prior, operating_point, max_accuracy_drop,
-                                                  **fit), 4)
-    cal.metrics = shipped_metrics(cal, {"none": logits[None], "flip": clf.view_logits(val.images, "flip")},
-                                  val.labels, clf.classes, val.split_names[0])
+    views = {"none": clf.view_logits(val.images, "none"), "flip": clf.view_logits(val.images, "flip")}
+    decide_on = tta_mode(clf.spec.tta) if tta_mode(clf.spec.tta) in views else "none"
+    report = judge_stages(views, val.labels, prior, halves(val.labels, HALVES_SEED), has_twin(val.images, train.images),
+                          decide_on, HALVES_SEED, operating_point=operating_point,
+                          max_accuracy_drop=max_accuracy_drop, objective=objective, min_accuracy=min_accuracy)
+    chosen = report.shipped if ship_rule else report.stages[-1]
+    cal = chosen.calibration
+    cal.fitted_on = f"{val.split_names[0]} (n={len(val)}, one pass)"
+    cal.objective = objective if any(cal.strength) else ""
+    cal.ece_before = round(expected_calibration_error(softmax(views["none"][0]), val.labels), 4)
+    cal.ece_after = round(chosen.ece_in, 4)
+    cal.ece_cross_fitted = round(chosen.ece_out, 4)
+    cal.metrics = shipped_metrics(cal, views, val.labels, clf.classes, val.split_names[0])
+    for mode in views:   # what users get, measured out of sample, beside the in-sample numbers
+        prefix = "" if mode == "none" else f"{mode}_"
+        cal.metrics[f"{prefix}accuracy_out_of_sample"] = chosen.out_of_sample[mode].accuracy
+        cal.metrics[f"{prefix}macro_f1_out_of_sample"] = chosen.out_of_sample[mode].macro_f1
+    cal.out_of_sample = {**report.to_dict(), "stored": chosen.name}
+    logits = views["none"][0]
     spec = json.loads(weights.with_suffix(".json").read_text())
     if out:
         target = Path(out).with_suffix(".safetensors")
@@ -262,5 +264,5 @@ def calibrate_model(model, data, ferplus=None, split: str | None = None, prior_s
     atomic_write_bytes(spec_path, (json.dumps(spec, indent=2) + "\n").encode())
     if plot:
         plot_reliability(plot, {"raw": (softmax(logits), val.labels), "calibrated": (softmax(cal.apply(logits)), val.labels)},
-                         title=f"{clf.name} on {where}")
-    return cal, spec_path
+                         title=f"{clf.name} on {cal.fitted_on}")
+    return cal, spec_path, report

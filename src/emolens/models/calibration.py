@@ -30,6 +30,9 @@ class Calibration:
     # what users get on that split with it applied (as shipped): split, n, accuracy, macro_f1 (one
     # pass) and flip_accuracy, flip_macro_f1 (flip TTA); :meth:`ModelSpec.reported_metrics` shows them
     metrics: dict = field(default_factory=dict)
+    # how each post-hoc step did out of sample (cross-fitted on two fixed halves of the split) and
+    # which one ships: emolens.evaluation.calibration_stages.StageReport.to_dict()
+    out_of_sample: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Calibration":
@@ -39,6 +42,14 @@ class Calibration:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def steps(self) -> str:
+        """What this calibration changes, in words: ``temperature``, ``vector scaling + temperature``,
+        ``... + operating point``, or ``no post-hoc step`` (the raw network's output)."""
+        parts = (["vector scaling"] if self.scale and any(abs(v - 1) > 1e-9 for v in self.scale) else []) + \
+            (["temperature"] if abs(self.temperature - 1) > 1e-9 else []) + \
+            (["operating point"] if self.logit_bias and any(self.logit_bias) else [])
+        return " + ".join(parts) or "no post-hoc step"
 
     def apply(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated logits: (logits x scale + bias) / T."""

@@ -124,7 +124,9 @@ class ModelSpec:
         pass (the Recognizer's default), ``flip_*`` with flip TTA; ``split`` names the split."""
         shipped = (self.calibration or {}).get("metrics") or {}
         if shipped and not raw:
-            return {**shipped, "calibrated": True}
+            from .calibration import Calibration
+
+            return {**shipped, "calibrated": True, "steps": Calibration.from_dict(self.calibration).steps()}
         return {**self.metrics, "calibrated": False} if self.metrics else {}
 
     @classmethod

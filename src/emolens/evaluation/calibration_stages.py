@@ -1,0 +1,136 @@
+"""Judging a model's post-hoc steps out of sample before they ship (issue 24).
+
+``emolens calibrate`` fits three nested steps on a validation split: a temperature alone; vector
+scaling and the temperature; and on top of those the per-class operating point. Each is fitted on
+the whole split (in sample, what ships) and cross-fitted on its two fixed halves
+(:mod:`emolens.evaluation.out_of_sample`, out of sample, what it is judged by). A step ships only
+if it passes the ship rule against the last step that shipped before it; the spec then stores
+the last step that shipped (or the raw network, when none did).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..models.calibration import Calibration, softmax
+from .calibration import calibrate, expected_calibration_error
+from .out_of_sample import Score, ShipDecision, cross_fit, score, ship_decision, ship_decision_by_ece
+
+RAW, TEMPERATURE, SCALED, OPERATING_POINT = "raw network", "temperature", "vector scaling + temperature", \
+    "+ operating point"
+#: (name, calibrate() options) of the steps, each one on top of the one before.
+STAGES = ((TEMPERATURE, {"vector_scaling": False, "operating_point": False}),
+          (SCALED, {"vector_scaling": True, "operating_point": False}),
+          (OPERATING_POINT, {"vector_scaling": True, "operating_point": True}))
+
+
+@dataclass
+class StageResult:
+    """One step's numbers: per TTA mode, in sample (fitted and scored on the whole split), out of
+    sample (cross-fitted, pooled) and out of sample without the faces that have a Training twin;
+    the one-pass ECE in and out of sample; and the ship decision (the raw network has none)."""
+
+    name: str
+    calibration: Calibration
+    in_sample: dict[str, Score]
+    out_of_sample: dict[str, Score]
+    without_twins: dict[str, Score]
+    ece_in: float
+    ece_out: float
+    decision: ShipDecision | None = None
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, "ece_in_sample": round(self.ece_in, 4), "ece_out_of_sample": round(self.ece_out, 4)}
+        for key, scores in (("in_sample", self.in_sample), ("out_of_sample", self.out_of_sample),
+                            ("out_of_sample_without_twins", self.without_twins)):
+            d[key] = {mode: s.to_dict() for mode, s in scores.items()}
+        if self.decision is not None:
+            d["ships"], d["reason"] = self.decision.ships, self.decision.reason
+        return d
+
+
+@dataclass
+class StageReport:
+    """Every step judged, which one ships, and how the out-of-sample numbers were made."""
+
+    stages: list[StageResult]
+    shipped: StageResult
+    decided_on: str                       # the TTA mode the rule was applied to
+    halves: tuple[int, int]               # faces per half
+    twins: int                            # faces with a Training twin, left out of the last columns
+    seed: int
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"protocol": f"cross-fitted on two fixed stratified halves (seed {self.seed}, {self.halves[0]} + "
+                            f"{self.halves[1]} faces), pooled; {self.twins} faces with a Training twin left out "
+                            "of out_of_sample_without_twins",
+                "decided_on": self.decided_on, "shipped": self.shipped.name,
+                "stages": [s.to_dict() for s in self.stages]}
+
+    def table(self) -> str:
+        """In-sample and out-of-sample numbers side by side, one block per TTA mode and one row per
+        step, then the ship rule's verdict on each step."""
+        lines = []
+        for mode in self.stages[0].in_sample:
+            lines.append(f"{'one pass' if mode == 'none' else mode + ' TTA':<30} {'in sample':<16} {'out of sample':<16} "
+                         f"{'out of sample, no twins':<24} {'ECE':<4}")
+            lines.append(f"{'':<30} " + f"{'accuracy':<9} {'F1':<6} " * 3 + f"{'in':<6}out")
+            for st in self.stages:
+                cells = " ".join(f"{s[mode].accuracy:<9.2%} {s[mode].macro_f1:<6.3f}"
+                                 for s in (st.in_sample, st.out_of_sample, st.without_twins))
+                ece = f" {st.ece_in:<6.3f}{st.ece_out:.3f}" if mode == "none" else ""
+                lines.append(f"{st.name:<30} {cells}{ece}")
+        verdicts = [f"  {st.name}: {st.decision.reason}" for st in self.stages if st.decision is not None]
+        lines = [line.rstrip() for line in lines]
+        return "\n".join(lines + [f"ship rule ({'one pass' if self.decided_on == 'none' else self.decided_on + ' TTA'}, "
+                                   "out of sample, each step against the last one that shipped):"]
+                         + verdicts + [f"ships: {self.shipped.name}"])
+
+
+def _probs(cal: Calibration, views: np.ndarray) -> np.ndarray:
+    """What the runtime gives: the calibrated softmax of each view (V, N, C), averaged over views."""
+    return softmax(cal.apply(views)).mean(0)
+
+
+def judge_stages(view_logits: dict[str, np.ndarray], labels: np.ndarray, prior: np.ndarray | None,
+                 folds: tuple[np.ndarray, np.ndarray], twin: np.ndarray, decide_on: str, seed: int,
+                 operating_point: bool = True, **fit_options) -> StageReport:
+    """Fit every step on the one-pass logits (``view_logits["none"]``, (1, N, C)), in sample and
+    cross-fitted over ``folds``; score each TTA mode of ``view_logits`` ((V, N, C) per mode) and
+    apply the ship rule on ``decide_on``, each step against the last one that shipped."""
+    one_pass = np.asarray(view_logits["none"][0], dtype=np.float32)
+    labels = np.asarray(labels)
+    n_classes = one_pass.shape[1]
+    kept = ~np.asarray(twin, dtype=bool)
+
+    def result(name: str, cal_all: Calibration, fit) -> StageResult:
+        inside, outside, clean = {}, {}, {}
+        for mode, views in view_logits.items():
+            inside[mode] = score(labels, _probs(cal_all, views).argmax(1), n_classes)
+            pooled = cross_fit(fit, lambda cal, rows: _probs(cal, views[:, rows]), folds).argmax(1)
+            outside[mode] = score(labels, pooled, n_classes)
+            clean[mode] = score(labels[kept], pooled[kept], n_classes)
+        pooled_one = cross_fit(fit, lambda cal, rows: _probs(cal, view_logits["none"][:, rows]), folds)
+        return StageResult(name, cal_all, inside, outside, clean,
+                           expected_calibration_error(_probs(cal_all, view_logits["none"]), labels),
+                           expected_calibration_error(pooled_one, labels))
+
+    raw = Calibration()
+    stages = [result(RAW, raw, lambda rows: raw)]
+    shipped = stages[0]
+    for name, options in STAGES:
+        if options["operating_point"] and (not operating_point or prior is None):
+            continue
+        opts = {**fit_options, **options}
+        st = result(name, calibrate(one_pass, labels, prior, **opts),
+                    lambda rows, opts=opts: calibrate(one_pass[rows], labels[rows], prior, **opts))
+        before, after = shipped.out_of_sample[decide_on], st.out_of_sample[decide_on]
+        st.decision = (ship_decision_by_ece(before, after, shipped.ece_out, st.ece_out) if name == TEMPERATURE
+                       else ship_decision(before, after))
+        if st.decision.ships:
+            shipped = st
+        stages.append(st)
+    return StageReport(stages, shipped, decide_on, (len(folds[0]), len(folds[1])), int((~kept).sum()), seed)
