@@ -75,10 +75,11 @@ def connect(address: str | None = None, workers: int | None = None, client=None)
             raise EmolensError(f"--workers must be at least 1, not {workers}")
         from ..errors import is_installed
 
-        scratch = tempfile.TemporaryDirectory(prefix="emolens-dask-")     # the workers' spill space, removed after
-        cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
-                               dashboard_address=":0" if is_installed("bokeh") else None,
-                               silence_logs=logging.ERROR, local_directory=scratch.name)
+        scratch = tempfile.TemporaryDirectory(prefix="emolens-dask-")     # the cluster's spill space, removed after
+        with dask.config.set({"temporary-directory": scratch.name}):
+            cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
+                                   dashboard_address=":0" if is_installed("bokeh") else None,
+                                   silence_logs=logging.ERROR, local_directory=scratch.name)
         client = Client(cluster)
     try:
         client.register_plugin(PinThreads())
