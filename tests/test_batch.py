@@ -228,8 +228,8 @@ def descendants(pid: int) -> list[int]:
 
 
 def test_job_sigkilled_then_rerun_gives_every_row_once(many, dask_client, tmp_path):
-    """The whole job (its local cluster with it) killed; the rerun, on another cluster (--address),
-    does the rest."""
+    """The whole job (its local cluster with it) killed; the rerun, on another cluster (the one
+    DASK_SCHEDULER_ADDRESS names), does the rest."""
     import psutil
 
     out = tmp_path / "sigkill"
@@ -249,8 +249,8 @@ def test_job_sigkilled_then_rerun_gives_every_row_once(many, dask_client, tmp_pa
     gone, alive = psutil.wait_procs(children, timeout=60)
     assert children and not alive                          # the local cluster's workers died with the job
     assert 0 < len(list(out.glob("part-*.parquet"))) < 8
-    done = subprocess.run([*command, "--address", dask_client.scheduler.address], capture_output=True, text=True,
-                          env=env)
+    done = subprocess.run(command, capture_output=True, text=True,
+                          env={**env, "DASK_SCHEDULER_ADDRESS": dask_client.scheduler.address})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "already done" in done.stdout and "rows/s" in done.stdout
     rows_once(read(out), 16)

@@ -125,6 +125,8 @@ def plan_video(unit: Unit, job: Job) -> list[Unit]:
 
 def run_part(units: list[Unit], job: Job) -> PartReport:
     """Recognise ``units`` and write their rows as one part file in ``job.out``."""
+    import pyarrow.parquet as pq
+
     from ..files import atomic_path
 
     rec = recognizer_for(job)
@@ -140,8 +142,6 @@ def run_part(units: list[Unit], job: Job) -> PartReport:
     name = part_name(units, job.settings_hash)
     keys = [u.key for u in units]
     table = rows_table(rows, row_schema(rec.classes, job.description, keys))
-    import pyarrow.parquet as pq
-
     with atomic_path(Path(job.out) / name) as tmp:
         pq.write_table(table, tmp)
     errors = [r["error"] for r in rows if r.get("error")]
