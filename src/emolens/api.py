@@ -25,6 +25,9 @@ class Recognizer:
     detector: a registered detector name (see ``emolens detectors``; ``"none"``: each image is one
         pre-cropped face, resized to the model's input) or a FaceDetector object.
     backend: ``"onnx"`` (ONNX Runtime, default; torch if onnxruntime is missing) or ``"torch"``.
+    precision: the classifier network: ``"auto"`` (default: the model's INT8 copy where its card
+        shows parity with the float network, as for the bundled models; else float), ``"float"``
+        (as trained) or ``"int8"`` (ONNX Runtime only); see :mod:`emolens.runtime.quantize`.
     threads: CPU threads for the classifier and detector runtimes (default: EMOLENS_THREADS or all).
     margin: border around each face crop, as a fraction of the face size.
     min_score: detector confidence threshold (default: the detector's own).
@@ -44,7 +47,7 @@ class Recognizer:
         warning says so); off by default: such a model is refused.
     """
 
-    def __init__(self, model: str = "default", detector=None, backend: str = "onnx", *,
+    def __init__(self, model: str = "default", detector=None, backend: str = "onnx", *, precision: str = "auto",
                  threads: int | None = None, margin: float | None = None, min_score: float | None = None,
                  max_side: int | None = None, tta: bool | str | None = False,
                  min_confidence: float | None = None, raw: bool = False, trust_unhashed: bool = False):
@@ -64,13 +67,13 @@ class Recognizer:
             raise ValueError(f"min_confidence must lie in [0, 1], not {min_confidence}")
         self.min_confidence = min_confidence
         self.classifier = load_classifier(model, backend=backend, threads=threads, raw=raw,
-                                          trust_unhashed=trust_unhashed)
+                                          trust_unhashed=trust_unhashed, precision=precision)
         self.pipeline = Pipeline(self.detector, self.classifier, DEFAULT_MARGIN if margin is None else margin, tta,
                                  min_confidence, max_side=detection_size("photo", max_side))
 
     def __repr__(self) -> str:
         return (f"Recognizer(model={self.classifier.name!r}, detector={self.detector.name!r}, "
-                f"backend={self.classifier.backend!r}, classes={self.classes})")
+                f"backend={self.classifier.backend!r}, precision={self.classifier.precision!r}, classes={self.classes})")
 
     @property
     def classes(self) -> list[str]:
@@ -86,6 +89,7 @@ class Recognizer:
         spec = self.classifier.spec
         info = {"name": spec.name, "version": str(spec.version), "arch": spec.arch, "classes": list(spec.classes),
                 "input_size": spec.preprocess.input_size, "backend": self.classifier.backend,
+                "precision": self.classifier.precision,
                 "detector": self.detector.name,
                 "detection_size": {kind: detection_size(kind, self.max_side) for kind in DETECTION_SIZE},
                 "calibrated": not self.classifier.raw and bool(spec.calibration)}

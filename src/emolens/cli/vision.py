@@ -30,6 +30,7 @@ def add_common(p, kind: str) -> None:
     p.add_argument("--detector", default=None, help="face detector (default retinaface; see `emolens detectors`); "
                    "none: each image is one pre-cropped face")
     p.add_argument("--backend", default="onnx", choices=["onnx", "torch"], help="classifier runtime (default onnx)")
+    add_precision(p, "auto")
     p.add_argument("--threads", type=int, default=None, help="CPU threads of the detector and classifier (default: all)")
     p.add_argument("--min-score", dest="min_score", type=float, default=None,
                    help=f"detector confidence threshold (default: the detector's own, {DEFAULT_DETECTOR} "
@@ -50,6 +51,15 @@ def add_common(p, kind: str) -> None:
                    help="load a model whose spec gives no sha256, skipping its integrity check (default: refuse it)")
 
 
+def add_precision(p, default: str) -> None:
+    """``--precision {auto,float,int8}``: the classifier network (:mod:`emolens.runtime.quantize`)."""
+    from ..runtime.quantize import PRECISIONS
+
+    p.add_argument("--precision", default=default, choices=PRECISIONS,
+                   help=f"classifier network: int8 (its INT8 copy, ONNX Runtime; faster), float (as trained) or auto "
+                        f"(INT8 where the model's card shows parity with float, else float) (default {default})")
+
+
 def make_recognizer(args):
     from ..api import Recognizer
 
@@ -61,7 +71,8 @@ def make_recognizer(args):
             import torch
 
             torch.set_num_threads(args.threads)
-    return Recognizer(model=args.model, detector=args.detector, backend=args.backend, threads=args.threads,
+    return Recognizer(model=args.model, detector=args.detector, backend=args.backend, precision=args.precision,
+                      threads=args.threads,
                       margin=args.margin, min_score=args.min_score, max_side=args.max_side,
                       min_confidence=args.min_confidence, raw=args.raw, trust_unhashed=args.trust_unhashed)
 
