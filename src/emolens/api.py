@@ -36,6 +36,10 @@ class Recognizer:
         ``emolens predict / video / webcam`` and the server do (:mod:`emolens.vision.detection_size`):
         960 for photos (``predict``, ``predict_batch``; smaller images at their own size), 320 for
         streams (``tracker``, ``stream``, ``predict_video``); a number sets both.
+    first_pass: photos are first detected at this size (default
+        :data:`~emolens.vision.detection_size.FIRST_PASS`, the stream size) and again at ``max_side``
+        only when that pass is unsure (no face, a face not clearly one or small, a faint candidate:
+        :meth:`~emolens.vision.detectors.base.FaceDetector.sure`); 0: one pass at ``max_side``.
     tta: test-time augmentation: ``flip`` (or True) also classifies the mirrored face and averages,
         about one point more accuracy for twice the classifier time; ``ten_crop`` averages ten views
         for ten times the time. Off by default here (None: follow the model spec, as `evaluate` does).
@@ -49,11 +53,11 @@ class Recognizer:
 
     def __init__(self, model: str = "default", detector=None, backend: str = "onnx", *, precision: str = "auto",
                  threads: int | None = None, margin: float | None = None, min_score: float | None = None,
-                 max_side: int | None = None, tta: bool | str | None = False,
+                 max_side: int | None = None, first_pass: int | None = None, tta: bool | str | None = False,
                  min_confidence: float | None = None, raw: bool = False, trust_unhashed: bool = False):
         from .runtime import load_classifier
         from .vision.align import DEFAULT_MARGIN
-        from .vision.detection_size import detection_size
+        from .vision.detection_size import FIRST_PASS, detection_size
         from .vision.detectors import FaceDetector, create_detector
         from .vision.pipeline import Pipeline
 
@@ -62,7 +66,7 @@ class Recognizer:
             self.detector = detector
         else:  # first: a missing detector package is the quicker error to report
             self.detector = create_detector(detector, min_score=min_score, max_side=detection_size("photo", max_side),
-                                            threads=threads)
+                                            threads=threads, first_pass=FIRST_PASS if first_pass is None else first_pass)
         if min_confidence is not None and not 0 <= min_confidence <= 1:
             raise ValueError(f"min_confidence must lie in [0, 1], not {min_confidence}")
         self.min_confidence = min_confidence
@@ -92,6 +96,7 @@ class Recognizer:
                 "precision": self.classifier.precision,
                 "detector": self.detector.name,
                 "detection_size": {kind: detection_size(kind, self.max_side) for kind in DETECTION_SIZE},
+                "first_pass": self.detector.first_pass,
                 "calibrated": not self.classifier.raw and bool(spec.calibration)}
         if spec.sha256:
             info["sha256"] = spec.sha256

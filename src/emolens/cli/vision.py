@@ -43,6 +43,13 @@ def add_common(p, kind: str) -> None:
                         f"{DETECTION_SIZE['stream']}, as in Python and the server; 480 finds faces down to ~20 px in "
                         "a 640x480 frame, 960 many more small faces in big photos for about 1.5x the detection time; "
                         "0: full size)")
+    if kind == "photo":
+        from ..vision.detection_size import FIRST_PASS
+
+        p.add_argument("--first-pass", dest="first_pass", type=int, default=None, metavar="PX",
+                       help=f"detect each image at PX pixels first and again at --max-side only when that pass is "
+                            f"unsure (no face, a doubtful or small face, a faint candidate) (default {FIRST_PASS}; "
+                            "0: one pass at --max-side)")
     p.add_argument("--min-confidence", dest="min_confidence", type=float, default=None, metavar="P",
                    help="label a face 'uncertain' when its top calibrated probability is below P (default: off)")
     p.add_argument("--raw", action="store_true", help="the network's own probabilities, without the model's stored "
@@ -74,6 +81,7 @@ def make_recognizer(args):
     return Recognizer(model=args.model, detector=args.detector, backend=args.backend, precision=args.precision,
                       threads=args.threads,
                       margin=args.margin, min_score=args.min_score, max_side=args.max_side,
+                      first_pass=getattr(args, "first_pass", None),
                       min_confidence=args.min_confidence, raw=args.raw, trust_unhashed=args.trust_unhashed)
 
 

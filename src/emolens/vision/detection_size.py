@@ -22,6 +22,14 @@ STREAM = 320
 
 DETECTION_SIZE = {"photo": PHOTO, "stream": STREAM}
 
+#: Two passes for still images: a photo is first detected at the stream size, and again at the
+#: photo size only when that first pass is unsure (no face, a face not clearly one, a small face,
+#: or a faint candidate elsewhere: :meth:`emolens.vision.detectors.base.FaceDetector.sure`). A
+#: 640x480 frame with one face is then recognised at about the cost of a stream frame, while every
+#: face that one pass at 480 or 960 finds on the JAFFE and CK+ dev frames and on the multi-face
+#: photos of benchmarks/pipeline.py is still found (docs/benchmarks-pipeline.md). 0: one pass.
+FIRST_PASS = STREAM
+
 
 def detection_size(kind: str, max_side: int | None = None) -> int:
     """``max_side`` when given (it overrides every kind), else the default for ``kind``."""
