@@ -223,8 +223,10 @@ def study_detectors(threads: int = 1) -> list[tuple[str, object, int]]:
     out += [("RetinaFace INT8 480, one pass", int8, 480), ("RetinaFace INT8 320, one pass", int8, 320)]
     if detector_info("yuface").available():
         out += [("YuNet (yuface) 480, one pass", det("yuface"), 480), ("YuNet (yuface) 320, one pass", det("yuface"), 320)]
-    out += [(f"two passes, RetinaFace {FIRST_PASS} then {PHOTO} when unsure (the photo default)", det(first_pass=FIRST_PASS), PHOTO),
-            (f"two passes, RetinaFace {FIRST_PASS} then 480 when unsure", det(first_pass=FIRST_PASS), 480)]
+    for first in sorted({FIRST_PASS, 160, 320}, reverse=True):
+        mark = " (the photo default)" if first == FIRST_PASS else ""
+        out += [(f"two passes, RetinaFace {first} then {PHOTO} when unsure{mark}", det(first_pass=first), PHOTO)]
+    out += [(f"two passes, RetinaFace {FIRST_PASS} then 480 when unsure", det(first_pass=FIRST_PASS), 480)]
     return out
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..detection_size import PHOTO
+from ..detection_size import FIRST_PASS_REACH, PHOTO
 
 #: Longer side, in pixels, of the copy a detector built on its own works on (0: the image as it
 #: is): the photo size of :mod:`emolens.vision.detection_size` (a Recognizer passes the size of
@@ -53,7 +53,8 @@ class FaceDetector:
     faces under ``min_score`` or smaller than ``min_face`` pixels, and sorts by score.
 
     Two passes (``first_pass``, a size in pixels; 0: one pass): an image the detection size would
-    detect at more than ``first_pass`` px is first detected at ``first_pass`` px, and that answer
+    detect at more than ``first_pass`` px (and at most ``FIRST_PASS_REACH`` times that,
+    :mod:`emolens.vision.detection_size`) is first detected at ``first_pass`` px, and that answer
     stands when it is sure (:meth:`sure`: a face, every face clear, none small for that size, and
     no faint candidate elsewhere); otherwise the image is detected again at the detection size.
     A detector gives the faint candidates it sees (scores from ``hint_score``) when it can
@@ -94,7 +95,7 @@ class FaceDetector:
         max_side = self.max_side if max_side is None else int(max_side)
         longest = max(image.shape[:2])
         full = longest if max_side <= 0 else min(max_side, longest)
-        if 0 < self.first_pass < full:
+        if 0 < self.first_pass < full <= self.first_pass * FIRST_PASS_REACH:
             candidates, scale = self._scaled(image, self.first_pass)
             found = self._faces(candidates)
             if self.sure(found, candidates, scale):
