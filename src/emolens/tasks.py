@@ -67,13 +67,14 @@ def train(config=None, *, resume: bool = False, progress: bool = True, **options
 @names_missing_extras
 def evaluate(model: str | Path = "default", data=(), ferplus=None, split: str | None = None, classes=None,
              tta: bool | str | None = None, backend: str = "onnx", detect: bool = False, detector: str | None = None,
-             out_dir: str | Path | None = None, raw: bool = False, class_map=None):
+             out_dir: str | Path | None = None, raw: bool = False, class_map=None, precision: str = "float"):
     """A model's :class:`~emolens.evaluation.metrics.Metrics` on a data set split (see
-    :func:`emolens.evaluation.evaluate.evaluate`)."""
+    :func:`emolens.evaluation.evaluate.evaluate`); ``precision``: float (default: the network the
+    card reports), int8 or auto (what the Recognizer runs)."""
     from .evaluation.evaluate import evaluate as run
 
     return run(model, data, ferplus=ferplus, split=split, classes=classes, tta=tta, backend=backend, detect=detect,
-               detector=detector, out_dir=out_dir, raw=raw, class_map=class_map)
+               detector=detector, out_dir=out_dir, raw=raw, class_map=class_map, precision=precision)
 
 
 @dataclass
