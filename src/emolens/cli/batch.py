@@ -19,7 +19,7 @@ def cmd_batch(args) -> int:
     summary = batch(args.sources, args.out, list_file=args.list,
                     storage_options=key_values(args.storage_option, "--storage-option"),
                     address=args.address, workers=args.workers, chunk=args.chunk, model=args.model,
-                    detector=args.detector, backend=args.backend, margin=args.margin, min_score=args.min_score,
+                    detector=args.detector, backend=args.backend, precision=args.precision, margin=args.margin, min_score=args.min_score,
                     max_side=args.max_side, tta=tta_of(args), min_confidence=args.min_confidence, raw=args.raw,
                     trust_unhashed=args.trust_unhashed, every=args.every, detect_every=args.detect_every,
                     smooth=args.smooth, patience=args.track_patience, segment=args.segment,

@@ -82,7 +82,7 @@ def _video_done(keys: set[str]) -> bool:
 def batch(sources: Iterable[str] | str, out: str | Path, *, list_file: str | Path | None = None,
           storage_options: dict | None = None, address: str | None = None, workers: int | None = None,
           client=None, chunk: int = DEFAULT_CHUNK, model: str = "default", detector: str | None = None,
-          backend: str = "onnx", margin: float | None = None, min_score: float | None = None,
+          backend: str = "onnx", precision: str = "auto", margin: float | None = None, min_score: float | None = None,
           max_side: int | None = None, tta: bool | str | None = False, min_confidence: float | None = None,
           raw: bool = False, trust_unhashed: bool = False, every: int = 1, detect_every: int | None = None,
           smooth: float = 0.5, patience: float | None = None, segment: float = 0.0, overwrite: bool = False,
@@ -106,7 +106,7 @@ def batch(sources: Iterable[str] | str, out: str | Path, *, list_file: str | Pat
     from .sources import expand_sources
 
     started = time.perf_counter()
-    settings = Settings(model=model, detector=detector, backend=backend, margin=margin, min_score=min_score,
+    settings = Settings(model=model, detector=detector, backend=backend, precision=precision, margin=margin, min_score=min_score,
                         max_side=max_side, tta=tta, min_confidence=min_confidence, raw=raw,
                         trust_unhashed=trust_unhashed, every=every, detect_every=detect_every, smooth=smooth,
                         patience=patience, segment=float(segment or 0))

@@ -32,6 +32,7 @@ class Settings:
     model: str = "default"
     detector: str | None = None
     backend: str = "onnx"
+    precision: str = "auto"
     margin: float | None = None
     min_score: float | None = None
     max_side: int | None = None
@@ -46,7 +47,7 @@ class Settings:
     segment: float = 0.0
 
     def recognizer_options(self) -> dict:
-        keys = ("model", "detector", "backend", "margin", "min_score", "max_side", "tta", "min_confidence", "raw",
+        keys = ("model", "detector", "backend", "precision", "margin", "min_score", "max_side", "tta", "min_confidence", "raw",
                 "trust_unhashed")
         return {k: getattr(self, k) for k in keys}
 
