@@ -146,6 +146,131 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- detector study (issue 27)
+
+OOD = REPO.parent / "shared" / "data" / "ood-dev"
+
+
+def mixed_photo():
+    """1280x960, astronaut heads of five sizes (faces about 180, 90, 45, 27 and 18 px wide)."""
+    import cv2
+
+    from emolens.assets import astronaut
+
+    head = astronaut()[20:300, 110:390]
+    canvas = np.full((960, 1280, 3), 96, np.uint8)
+    for side, (x, y) in zip((400, 200, 100, 60, 40), ((40, 40), (560, 80), (900, 120), (700, 600), (1000, 700))):
+        canvas[y:y + side, x:x + side] = cv2.resize(head, (side, side), interpolation=cv2.INTER_AREA)
+    return canvas
+
+
+def study_images() -> list[tuple[str, list[np.ndarray]]]:
+    """(set name, RGB images): the JAFFE and CK+ dev frames, and multi-face photos made from the
+    bundled portrait at several scales."""
+    import cv2
+
+    from emolens.assets import face_frame
+    from emolens.vision.images import load_image
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from video import group_photo
+
+    group = group_photo()[0]
+    photos = [face_frame(n, size) for n, size in ((1, (640, 480)), (2, (640, 480)), (5, (640, 480)), (10, (640, 480)),
+                                                  (5, (1280, 960)), (15, (1920, 1080)))]
+    photos += [mixed_photo(), group, cv2.resize(group, (2000, 1500), interpolation=cv2.INTER_AREA)]
+    sets = [(f"{name} dev", [load_image(p)[0] for p in sorted((OOD / folder).glob("*/*.png"))])
+            for name, folder in (("JAFFE", "jaffe"), ("CK+", "ckplus48"))]
+    return [s for s in sets if s[1]] + [("multi-face photos (9, 1-24 faces, 18-300 px)", photos)]
+
+
+def retinaface_int8(threads: int):
+    """RetinaFace with its network quantised (QDQ, per-channel) on frames made from the portrait."""
+    import onnxruntime as ort
+    from retinaface.weights import WEIGHTS
+
+    from emolens.assets import face_frame
+    from emolens.runtime.quantize import quantize_int8
+    from emolens.vision.detectors import create_detector
+
+    det = create_detector("retinaface", threads=threads)
+    frames = [face_frame(n, (320, 240), offset=(dx, 0)) for n in (1, 2, 5) for dx in (-20, 0, 20)]
+    blobs = np.stack([(f[..., ::-1].astype(np.float32) - (104, 117, 123)).transpose(2, 0, 1) for f in frames])
+    import onnx
+    from onnx import version_converter
+
+    # the package's graph is opset 11; per-channel weights need DequantizeLinear's axis (opset 13)
+    graph = version_converter.convert_version(onnx.load_from_string(bytes(WEIGHTS)), 13)
+    data = quantize_int8(graph.SerializeToString(), blobs, det.input_name, batch=1)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    det.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    det.name = "retinaface-int8"
+    return det
+
+
+def study_detectors(threads: int = 1) -> list[tuple[str, object, int]]:
+    """(label, detector, detection size) of each option studied; yuface when its package imports."""
+    from emolens.vision.detection_size import FIRST_PASS, PHOTO
+    from emolens.vision.detectors import create_detector, detector_info
+
+    def det(name="retinaface", first_pass=0):
+        return create_detector(name, threads=threads, first_pass=first_pass)
+
+    out = [("RetinaFace 480, one pass (the reference)", det(), 480), ("RetinaFace 960 (the photo size), one pass", det(), PHOTO),
+           ("RetinaFace 320, one pass", det(), 320), ("RetinaFace 240, one pass", det(), 240)]
+    int8 = retinaface_int8(threads)
+    out += [("RetinaFace INT8 480, one pass", int8, 480), ("RetinaFace INT8 320, one pass", int8, 320)]
+    if detector_info("yuface").available():
+        out += [("YuNet (yuface) 480, one pass", det("yuface"), 480), ("YuNet (yuface) 320, one pass", det("yuface"), 320)]
+    for first in sorted({FIRST_PASS, 160, 320}, reverse=True):
+        mark = " (the photo default)" if first == FIRST_PASS else ""
+        out += [(f"two passes, RetinaFace {first} then {PHOTO} when unsure{mark}", det(first_pass=first), PHOTO)]
+    out += [(f"two passes, RetinaFace {FIRST_PASS} then 480 when unsure", det(first_pass=FIRST_PASS), 480)]
+    return out
+
+
+def detector_study(repeat: int, threads: int = 1) -> tuple[list[dict], str]:
+    """Each option's detection time on the 640x480 one-face frame and its recall against the
+    reference (RetinaFace at 480, one pass): a reference face counts as kept when a detection
+    overlaps it (IoU >= 0.3)."""
+    from emolens.assets import face_frame
+    from emolens.vision.tracking import iou_matrix
+
+    sets = study_images()
+    options = study_detectors(threads)
+    ref_det, ref_side = options[0][1], options[0][2]
+    refs = {name: [np.array([d.box for d in ref_det.detect(im, ref_side)]).reshape(-1, 4) for im in images]
+            for name, images in sets}
+    frame = face_frame(1)
+    rows = []
+    for label, det, side in options:
+        t = median_ms(lambda: det.detect(frame, side), repeat)
+        row = {"option": label, "detect": t}
+        for name, images in sets:
+            kept = total = extra = 0
+            det.passes = {"first": 0, "full": 0}
+            for im, ref in zip(images, refs[name]):
+                found = np.array([d.box for d in det.detect(im, side)]).reshape(-1, 4)
+                hit = iou_matrix(ref, found).max(axis=1) >= 0.3 if len(ref) and len(found) else np.zeros(len(ref), bool)
+                kept, total = kept + int(hit.sum()), total + len(ref)
+                extra += max(0, len(found) - int(hit.sum()))
+            row[name] = (kept, total, extra, dict(det.passes))
+        rows.append(row)
+    names = [name for name, _ in sets]
+    head = ("| option | detection ms, 640x480 one face, wall (CPU) | " + " | ".join(f"{n}: reference faces kept (others found)"
+                                                                           for n in names) + " |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        cells = []
+        for n in names:
+            kept, total, extra, passes = r[n]
+            second = f"; the first pass answered {passes['first']} of {len(refs[n])}" if passes["first"] else ""
+            cells.append(f"{kept} of {total}{' (+%d)' % extra if extra else ''}{second}")
+        lines.append(f"| {r['option']} | {r['detect'].show()} | " + " | ".join(cells) + " |")
+    return rows, "\n".join(lines)
+
+
 def environment() -> str:
     import cv2
     import onnxruntime
@@ -172,6 +297,10 @@ def main() -> None:
                    help="classify mirrored faces too (default off, as in Recognizer)")
     p.add_argument("--write", metavar="MD", help="also write the results as a markdown page")
     p.add_argument("--note", default="", help="a line added to the page (e.g. what else was running)")
+    p.add_argument("--study", action="store_true",
+                   help="also the detector study (issue 27), one thread: RetinaFace at 480/960/320/240 and INT8, YuNet "
+                        "(yuface, when installed) and two passes; time on the one-face frame, recall against RetinaFace "
+                        "at 480 on the JAFFE and CK+ dev frames and on multi-face photos")
     p.add_argument("--variants", action="store_true",
                    help="also time other settings on one thread: full-size detection (max_side 0), and flip TTA")
     args = p.parse_args()
@@ -200,13 +329,17 @@ def main() -> None:
             v_text = table(measure(weights, args.detector, 1, args.repeat, side, v_tta))
             variants.append((label, v_text))
             print(f"\nvariant, 1 thread: {label}\n{v_text}")
+    study = None
+    if args.study:
+        study = detector_study(args.repeat)[1]
+        print(f"\ndetector study, 1 thread\n{study}")
     if args.write:
-        write_page(Path(args.write), env, model_note, args, text, one, variants)
+        write_page(Path(args.write), env, model_note, args, text, one, variants, study)
         print(f"wrote {args.write}", file=sys.stderr)
 
 
 def write_page(path: Path, env: str, model_note: str, args, text: str, one: dict | None,
-               variants: list[tuple[str, str]]) -> None:
+               variants: list[tuple[str, str]], study: str | None = None) -> None:
     lines = ["# Recognition pipeline benchmark", "",
              "Written by `python benchmarks/pipeline.py --variants --write docs/benchmarks-pipeline.md`; re-run it to "
              "refresh.",
@@ -237,8 +370,21 @@ def write_page(path: Path, env: str, model_note: str, args, text: str, one: dict
                   "16 px, and slower); `tta=True` also classifies the mirrored face (two passes per face).", ""]
         for label, v_text in variants:
             lines += [f"### {label}", "", v_text, ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+    if study:
+        lines += ["## Detector study (issue 27), one thread", "",
+                  "Which detector and size a still frame should use. Time: the 640x480 frame with one face. Recall: "
+                  "the faces RetinaFace finds at 480 px in one pass (the reference) that each option keeps (a "
+                  "detection with IoU >= 0.3), and in brackets the faces it finds besides; on the JAFFE and CK+ dev "
+                  "frames (../shared/data/ood-dev; JAFFE 256x256 and CK+ 48x48, smaller than every size here, so each "
+                  "is detected whole) and on multi-face photos made from the portrait (`face_frame` with 1, 2, 5 and "
+                  "10 heads at 640x480, 5 at 1280x960, 15 at 1920x1080; five heads of 18-180 px face width at "
+                  "1280x960; the 24-head 4000x3000 group photo of benchmarks/video.py and its 2000x1500 copy). "
+                  "RetinaFace INT8: its network quantised here (QDQ, per-channel weights, calibrated on frames of the "
+                  "portrait), not shipped. Two passes: RetinaFace at the stream size, and at the photo size only when "
+                  "that pass is unsure (`FaceDetector.sure`).", "", study, ""]
+    from emolens.files import atomic_write_text
+
+    atomic_write_text(path, "\n".join(lines))
 
 
 if __name__ == "__main__":

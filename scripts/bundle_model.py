@@ -34,6 +34,8 @@ def write_pins(folder: Path = WEIGHTS, pins_file: Path = PINS) -> dict:
     for spec_path in sorted(folder.glob("*.json")):
         spec = read_spec(spec_path)
         pins[spec_path.stem] = {"safetensors": spec.sha256, "onnx": spec.onnx.get("sha256", "")}
+        if spec.int8.get("sha256"):                     # the INT8 copy (scripts/quantize_model.py)
+            pins[spec_path.stem]["int8"] = spec.int8["sha256"]
     body = "".join(f"    {json.dumps(name)}: {{\n" + "".join(f"        {json.dumps(k)}: {json.dumps(v)},\n" for k, v in h.items())
                    + "    },\n" for name, h in pins.items())
     text = pins_file.read_text()

@@ -34,6 +34,7 @@ LAYERS = (
     "experiments",                      # experiment files: schema and grid, runs, tables
     "tasks",                            # the facade's jobs: train, evaluate, export, average, ...
     "api",                              # the facade: Recognizer
+    "cluster",                          # `emolens batch`: a corpus -> a Parquet dataset, on Dask
     "serve",                            # the web service (drives the facade)
     "cli",                              # the command line (parses, calls the facade)
 )

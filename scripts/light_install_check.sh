@@ -2,7 +2,8 @@
 # The light install, checked as a user gets it: build the wheel (`pip wheel --no-deps`), install it in a
 # fresh virtualenv from the package registry, check that torch, Lightning, scikit-learn, imbalanced-learn
 # and matplotlib are absent, that every command is still listed and a training command names its extra,
-# and that `emolens predict` recognises the bundled photo (the README's first command) there.
+# and that `emolens predict` recognises the bundled photo (the README's first command) there; last, that
+# the cluster extra installs on top without torch and `emolens batch` recognises the photo too.
 # Then print the install size (du of the venv's site-packages) and the import-plus-first-prediction
 # time (median of 3 fresh interpreters) of the light venv and of the full environment.
 #
@@ -48,7 +49,7 @@ done
 echo "absent as required: torch lightning sklearn imblearn matplotlib"
 "$LP" -m pip check
 "$WORK/light/bin/emolens" --help > "$WORK/help.txt"
-for c in predict video webcam train evaluate calibrate export serve experiment ensemble data; do
+for c in predict video webcam batch train evaluate calibrate export serve experiment ensemble data; do
   grep -qE "^    $c( |$)" "$WORK/help.txt" || fail "emolens --help does not list $c"
 done
 set +e; "$WORK/light/bin/emolens" train --config x.yaml 2> "$WORK/train.err"; rc=$?; set -e
@@ -91,4 +92,18 @@ if [ "$FULL" = 1 ]; then
 else
   echo "full (this environment, $(command -v python3)): import + first prediction $(first_prediction "$FULLPY") s"
 fi
+echo "== the cluster extra on top of the light install (emolens batch: Dask, pyarrow; still no torch)"
+"$LP" -m pip install -q "$WHEEL[cluster]"
+for m in torch lightning sklearn imblearn matplotlib; do
+  if "$LP" -c "import $m" 2>/dev/null; then fail "$m is importable after installing emolens[cluster]"; fi
+done
+"$LP" -m pip check
+"$WORK/light/bin/emolens" batch "$PHOTO" --out "$WORK/batch" --workers 1 --no-progress | tee "$WORK/batch.txt"
+"$LP" - "$WORK/batch" <<'PY' || fail "emolens batch did not write the happy face's row"
+import sys
+import pandas as pd
+df = pd.read_parquet(sys.argv[1])
+assert list(df.label) == ["happy"] and df.error.isna().all(), df
+print(f"emolens batch wrote {len(df)} row: {df.label[0]} {df.confidence[0]:.2f}")
+PY
 echo "light install check: OK"

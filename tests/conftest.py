@@ -88,3 +88,23 @@ def write_fer_csv(path: Path, images: np.ndarray, labels: np.ndarray, usages) ->
     else:
         path.write_text(text)
     return path
+
+
+@pytest.fixture(scope="session")
+def dask_client(tmp_path_factory):
+    """One real Dask LocalCluster for the session: 2 worker processes of one thread each (their
+    spill space in the session's temporary folder), closed at the end, leaving no process behind."""
+    distributed = pytest.importorskip("distributed")
+
+    import dask
+
+    scratch = str(tmp_path_factory.mktemp("dask"))
+    with dask.config.set({"temporary-directory": scratch}):
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                           local_directory=scratch, silence_logs=40)
+    client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()

@@ -217,3 +217,154 @@ def test_train_exclude_flags_reach_the_training_data(tmp_path, capsys):
     assert "\n" not in err
     assert main(argv + ["--exclude-reasons", "typo"]) == 2
     assert "unknown exclusion reason(s) typo" in capsys.readouterr().err
+
+
+def test_no_face_check_passes_clear_faces_tilted_or_on_their_side(face_crops, tmp_path, capsys):
+    """Clear faces that the photo detector scores low as they are (on their side, tilted) are not
+    flagged; noise and a blank crop still are. Before, each of the sideways ones was a false alarm."""
+    import cv2
+
+    from emolens.assets import astronaut
+    from emolens.vision.align import align_face
+    from emolens.vision.detectors import create_detector
+
+    rgb = astronaut()
+    det = max(create_detector().detect(rgb), key=lambda d: d.area)
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    wide = align_face(grey, det, 48, 0.5)            # the face and much around it, as FER-2013 crops often are
+    medium = align_face(grey, det, 48, 0.3)
+    turn = cv2.getRotationMatrix2D((24, 24), 45, 1.0)
+    root = tmp_path / "faces"
+    faces = {"happy/side_left.png": np.rot90(wide, 1), "happy/side_right.png": np.rot90(wide, 3),
+             "happy/side_medium.png": np.rot90(medium, 3),
+             "sad/tilted.png": cv2.warpAffine(wide, turn, (48, 48), borderMode=cv2.BORDER_REPLICATE),
+             "sad/upright.png": face_crops[0]}
+    for name, face in faces.items():
+        _save(root / name, np.ascontiguousarray(face))
+    rng = np.random.default_rng(3)
+    _save(root / "sad/noise.png", rng.integers(0, 256, (48, 48), dtype=np.uint8))
+    _save(root / "happy/blank.png", np.full((48, 48), 128, np.uint8))
+    out = tmp_path / "out"
+    assert main(["data", "audit", str(root), "--checks", "faces", "--out", str(out), "--no-progress"]) == 0
+    flagged = {r["path"]: float(r["score"]) for r in _rows(out / "flagged.csv")}
+    assert set(flagged) == {"sad/noise.png", "happy/blank.png"}, flagged
+    assert all(score < 0.5 for score in flagged.values())
+    assert f"  {NO_FACE:<22}      2" in capsys.readouterr().out
+
+
+CAPTION_CELLS = {"pairs": (2 * 96 + 4, 5), "single": (96, 10)}   # cell width, cells per row (gap 6)
+
+
+def _ink_in_gaps(png: bytes, cell_w: int, per_row: int, n: int) -> int:
+    """Dark caption pixels between two cells of a contact sheet: 0 when every caption stays in its cell."""
+    import cv2
+
+    sheet = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    n_rows = -(-n // per_row)
+    band = sheet.shape[0] // n_rows
+    ink = 0
+    for r in range(n_rows):
+        captions = sheet[r * band + 96:(r + 1) * band]
+        for c in range(per_row):
+            x = c * (cell_w + 6)
+            ink += int((captions[:, x + cell_w:x + cell_w + 6] < 160).sum())
+    return ink
+
+
+def test_contact_sheet_captions_stay_in_their_cells(face_crops, tmp_path):
+    """Long file names (CK+ style), duplicate pairs, crops without a face: no caption runs into its
+    neighbour's (before, a pair's 'id split = id split' line and a long id ran over the next cell)."""
+    root = tmp_path / "faces"
+    rng = np.random.default_rng(4)
+    n = 7
+    for i in range(n):
+        _save(root / "train/surprise" / f"S{i:03d}_001_00000019.png", face_crops[i % len(face_crops)])
+        shutil.copy(root / "train/surprise" / f"S{i:03d}_001_00000019.png",
+                    root / "train/surprise" / f"S{i:03d}_001_00000020.png")
+        _save(root / "train/surprise" / f"S{i:03d}_002_00000021.png", rng.integers(0, 256, (48, 48), dtype=np.uint8))
+    out = tmp_path / "out"
+    assert main(["data", "audit", str(root), "--checks", "duplicates,faces", "--out", str(out), "--no-progress"]) == 0
+    for reason, (cell_w, per_row) in ((EXACT, CAPTION_CELLS["pairs"]), (NO_FACE, CAPTION_CELLS["single"])):
+        png = (out / f"sheet_{reason}.png").read_bytes()
+        assert _ink_in_gaps(png, cell_w, per_row, n) == 0, reason
+
+
+def _unseparable_report(n_per_class: int = 20):
+    """A labels audit whose features carry no class information: the out-of-fold model is near chance."""
+    rng = np.random.default_rng(5)
+    labels = np.repeat(np.arange(3), n_per_class)
+    images = rng.integers(0, 256, (len(labels), 8, 8), dtype=np.uint8)
+    ds = FaceDataset(images, labels, np.array(["Training"] * len(labels)), ("angry", "happy", "sad"),
+                     source="synthetic", row_ids=np.arange(len(labels)))
+    return run_audit(ds, ["labels"], features_of=lambda faces: faces.reshape(len(faces), -1)[:, :6].astype(float))
+
+
+def test_unreliable_label_findings_are_said_so_and_not_excluded_by_default(tmp_path, capsys):
+    from emolens.data.audit import RELIABLE_LABEL_ACCURACY, findings_csv, format_counts
+    from emolens.data.exclude import read_exclusions
+
+    report = _unseparable_report()
+    accuracy = next(float(n.split()[-4]) for n in report.notes if n.startswith("out-of-fold accuracy"))
+    assert accuracy < RELIABLE_LABEL_ACCURACY and report.unreliable == [LABEL_ISSUE]
+    printed = format_counts(report)
+    assert "note: label findings unreliable: the label model is right on" in printed
+    assert "keeps them unless --exclude-reasons names label_issue" in printed
+    labelled = [f for f in report.findings if f.reason == LABEL_ISSUE]
+    assert labelled
+    flagged = tmp_path / "flagged.csv"
+    # one no_face row besides, as an audit with the faces check would write it
+    rows = findings_csv(report).decode().splitlines()
+    assert rows[0].endswith(",default_exclude") and all(r.endswith(",no") for r in rows[1:])
+    flagged.write_text("\n".join(rows + ["59,Training,sad,no_face,0.1,,,,,yes"]) + "\n")
+    ex = read_exclusions(flagged)
+    assert ex.ids == [59] and ex.held_back == {LABEL_ISSUE: len(labelled)}
+    assert ex.describe_held_back() == (f"kept {len(labelled)} label_issue row(s) the audit found unreliable; "
+                                       "--exclude-reasons naming label_issue excludes them too")
+    asked = read_exclusions(flagged, reasons="label_issue,no_face")
+    assert len(asked.ids) == len(labelled) + 1 and asked.held_back == {}
+
+    # `emolens train --exclude` says what it kept
+    from conftest import synthetic_faces
+
+    from emolens.engine.config import TrainConfig
+    from emolens.engine.train import prepare_data
+
+    images, labels = synthetic_faces(80)
+    data = write_fer_csv(tmp_path / "fer.csv", images, labels, ["Training"] * 60 + ["PublicTest"] * 20)
+    capsys.readouterr()
+    parts = prepare_data(TrainConfig(data=[str(data)], exclude=str(flagged)).validate())
+    assert 59 not in parts.train.row_ids and all(f.row in parts.train.row_ids for f in labelled)
+    assert (f"excluded 1 training rows flagged in {flagged}; kept {len(labelled)} label_issue row(s) the audit "
+            "found unreliable") in capsys.readouterr().out
+
+
+def test_reliable_label_findings_stay_in_the_default_exclusions():
+    from emolens.data.audit import findings_csv
+
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(2), 30)
+    images = np.zeros((60, 8, 8), np.uint8)
+    images[:, :, :4] = (40 + 150 * labels + rng.integers(0, 20, 60))[:, None, None]
+    noisy = labels.copy()
+    noisy[7] = 1
+    ds = FaceDataset(images, noisy, np.array(["Training"] * 60), ("happy", "sad"), source="synthetic",
+                     row_ids=np.arange(60))
+    report = run_audit(ds, ["labels"], features_of=lambda f: f[:, :, :4].mean(axis=(1, 2))[:, None])
+    assert report.unreliable == [] and not any("unreliable" in n for n in report.notes)
+    assert findings_csv(report).decode().splitlines()[1].endswith(",yes")
+
+
+def test_a_small_set_gets_as_many_folds_as_its_smallest_class_has_rows():
+    """A 350-face FER-2013 sample has 4 disgust faces: the labels check runs 4-fold and says so,
+    instead of stopping for want of a fifth."""
+    rng = np.random.default_rng(6)
+    labels = np.array([0] * 30 + [1] * 4 + [2] * 30)
+    features = np.eye(3)[labels] * 3 + rng.normal(0, 0.3, (len(labels), 3))
+    ds = FaceDataset(np.zeros((len(labels), 4, 4), np.uint8), labels, np.array(["Training"] * len(labels)),
+                     ("angry", "disgust", "fear"), source="synthetic", row_ids=np.arange(len(labels)))
+    report = run_audit(ds, ["labels"], features_of=lambda faces: features)
+    assert report.notes[0] == "label model: 4-fold, as disgust has only 4 rows"
+    assert report.unreliable == []
+    one_disgust = ds.select(np.arange(len(labels)) < 31)          # 30 angry, 1 disgust: no folds possible
+    with pytest.raises(DataError, match="the smallest class has 1 "):
+        run_audit(one_disgust, ["labels"], features_of=lambda faces: features[:31])

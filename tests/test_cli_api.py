@@ -47,6 +47,9 @@ MAPPING = {
     "video": (lambda: [emolens.Recognizer, emolens.Recognizer.predict_video],
               {"smooth": "half_life", "track_patience": "patience"},
               {"inputs", "out", "csv", "plots", "no_plots", "no_progress", "workers"}),
+    # --threads is hidden on batch: every worker runs on one thread
+    "batch": (lambda: [emolens.batch], {"list": "list_file", "storage_option": "storage_options",
+                                        "track_patience": "patience", "no_progress": "progress"}, {"threads"}),
     "webcam": (lambda: [emolens.Recognizer, emolens.Recognizer.tracker],
                {"smooth": "half_life", "track_patience": "patience"}, {"device", "no_mirror", "max_frames"}),
     "train": (lambda: [tasks.train, train_keys()], {"no_progress": "progress", "model_option": "model_options"},

@@ -81,18 +81,26 @@ def _parameters(path: Path) -> dict[str, torch.Tensor]:
 
 
 def test_pretrained_ferplus_fine_tunes_the_default_network(folder, tmp_path, capfd):
-    """The documented fine-tuning command: every tensor but the 8-class output layer loads."""
+    """The documented fine-tuning command: every tensor loads, the 8-class output layer too, its
+    rows carried over by class name to the folder's 7 classes (before, it was skipped for shape and
+    started from random, so a short fine-tune made the model worse than none)."""
     from emolens.weights import bundled_path
 
     assert main(["train", "--data", str(folder), "--pretrained", "ferplus", *FAST, "--epochs", "1", "--lr", "0",
                  "--schedule", "none", "--out", str(tmp_path), "--name", "ft"]) == 0
     out = capfd.readouterr().out
-    assert ("pretrained ferplus: loaded 48 of 50 tensors, 2 skipped for shape (head.7.weight, head.7.bias), "
-            "0 missing (kept fresh)") in out
-    # with lr 0 the exported network is the bundled one except the new 7-class output layer
+    assert ("pretrained ferplus: loaded 50 of 50 tensors, 0 skipped for shape, 0 missing (kept fresh); "
+            "output layer head.7 mapped by class name: 7 of 7 classes copied from the file's 8 "
+            "(angry, disgust, fear, happy, sad, surprise, neutral), 0 new") in out
+    # with lr 0 the exported network is the bundled one, its output rows in the folder's class order
     mine, shipped = _parameters(tmp_path / "ft" / "model" / "ft.safetensors"), _parameters(bundled_path("ferplus"))
     differ = {k for k in mine if mine[k].shape != shipped[k].shape or not torch.equal(mine[k], shipped[k])}
     assert differ == {"head.7.weight", "head.7.bias"} and mine["head.7.weight"].shape[0] == 7
+    classes = json.loads((tmp_path / "ft" / "model" / "ft.json").read_text())["classes"]
+    ferplus = json.loads(bundled_path("ferplus").with_suffix(".json").read_text())["classes"]
+    assert sorted(classes) == sorted(CLASSES)
+    for k in differ:
+        assert torch.equal(mine[k], shipped[k][[ferplus.index(c) for c in classes]]), k
 
 
 @pytest.mark.parametrize("flags", [["--set", "pretrained=ferplus", "--set", "model_options={}"],

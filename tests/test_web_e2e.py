@@ -177,9 +177,12 @@ def test_live_webcam_box_label_and_spoken_reply(browser, server):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.set_window_size(1280, 900)
     open_page(browser, server, "lang=en&hold=500&cooldown=2000&minconf=0&fps=6")
+    # before the camera starts the pill says so; "offline" is kept for a lost connection
+    assert browser.find_element("id", "conn").text == "camera off"
     browser.find_element("id", "start").click()   # a click: speech needs a user gesture in Chrome
 
     wait_for(browser, "window.emolens.state.connected", 20, "the WebSocket")
+    assert browser.find_element("id", "conn").text == "live"
     faces = wait_for(browser, "window.emolens.state.facesDrawn > 0 && window.emolens.state.lastResult.faces",
                      60, "a face box from the fake webcam")
     face = faces[0]
@@ -234,6 +237,9 @@ def test_live_webcam_box_label_and_spoken_reply(browser, server):
     assert browser.execute_script("return window.__spoken.length") == n_spoken
     full_screenshot(browser, ARTIFACTS / "web-live-vi-muted.png")
     browser.find_element("id", "stop").click()
+    assert browser.find_element("id", "conn").text == "camera tắt"
+    Select(browser.find_element("id", "lang")).select_by_value("en")
+    assert browser.find_element("id", "conn").text == "camera off"
 
 
 def test_phone_layout_and_image_upload(browser, server):
@@ -271,6 +277,14 @@ def test_phone_layout_and_image_upload(browser, server):
     msg = wait_for(browser, "document.getElementById('image-msg').classList.contains('error') && "
                             "document.getElementById('image-msg').textContent", 20, "the error message")
     assert "415" in msg
+    # and nothing of the previous picture is left: no boxes or labels, no broken image, no face list or bars
+    assert browser.execute_script(BOX_PIXELS, "still-overlay", COLORS[label]) == 0
+    assert browser.execute_script("return window.emolens.state.lastUpload") is None
+    assert browser.execute_script("return window.emolens.state.layout['still-overlay']") is None
+    assert not browser.find_element("id", "image-view").is_displayed()
+    assert not browser.find_element("id", "image-result").is_displayed()
+    assert browser.find_elements("css selector", "#face-list li") == []
+    assert browser.find_element("id", "top-label").text == "–"
     bad.unlink()
     browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 

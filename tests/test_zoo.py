@@ -303,8 +303,9 @@ def test_finetuning_through_the_engine(tmp_path, monkeypatch):
 
 
 def test_a_bundled_model_initialises_a_network_for_another_class_set():
-    """`pretrained: ferplus` (how the bundled fer2013 model starts): every layer but the 8-class
-    output layer comes from the bundled FER+ weights; the 7-class output layer stays fresh."""
+    """`load_pretrained` without the network's class names (nothing to map the output rows by): every
+    layer but the 8-class output layer comes from the bundled FER+ weights; the 7-class output layer
+    stays fresh."""
     import json
 
     from safetensors.torch import load_file
@@ -325,3 +326,41 @@ def test_a_bundled_model_initialises_a_network_for_another_class_set():
     assert kept_fresh and all(v.shape[0] == 7 for k, v in model.state_dict().items() if k in kept_fresh)
     with pytest.raises(ModelError, match="bundled model's name"):
         load_pretrained(model, "no_such_model")
+
+
+def test_the_output_layer_is_carried_over_by_class_name():
+    """Given the network's classes, the pretrained output layer's rows go to the classes of the same
+    name, whatever their order and spelling (``Anger`` = ``angry``, ``happiness`` = ``happy``); a
+    class the file lacks keeps its fresh row. A 7-class file on a 7-class network of another order
+    (same shapes, so it used to be copied as is, rows against the wrong classes) is reordered."""
+    from safetensors.torch import load_file
+
+    from emolens.models.backbones import load_pretrained
+    from emolens.models.weights import read_spec
+    from emolens.weights import bundled_path
+
+    spec = read_spec(bundled_path("ferplus"))
+    saved = load_file(str(bundled_path("ferplus")))
+    row = {name: i for i, name in enumerate(spec.classes)}
+    mine = ["surprise", "Anger", "happiness", "pain", "sad"]
+    model = create_model(spec.arch, num_classes=len(mine), **spec.options)
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    report = load_pretrained(model, "ferplus", classes=mine)
+    assert report.describe() == (
+        "pretrained ferplus: loaded 50 of 50 tensors, 0 skipped for shape, 0 missing (kept fresh); output layer "
+        "head.7 mapped by class name: 4 of 5 classes copied from the file's 8 (surprise, Anger = angry, "
+        "happiness = happy, sad), 1 new, initialised fresh (pain)")
+    state = model.state_dict()
+    for k in ("head.7.weight", "head.7.bias"):
+        for i, name in enumerate(["surprise", "angry", "happy", None, "sad"]):
+            want = fresh[k][i] if name is None else saved[k][row[name]]
+            assert torch.equal(state[k][i], want), (k, name)
+    assert torch.equal(state["head.3.weight"], saved["head.3.weight"])
+
+    fer2013 = read_spec(bundled_path("fer2013"))
+    other_order = list(reversed(fer2013.classes))
+    model = create_model(fer2013.arch, num_classes=7, **fer2013.options)
+    load_pretrained(model, "fer2013", classes=other_order)
+    saved = load_file(str(bundled_path("fer2013")))
+    assert torch.equal(model.state_dict()["head.7.weight"], saved["head.7.weight"].flip(0))
+    assert torch.equal(model.state_dict()["head.7.bias"], saved["head.7.bias"].flip(0))

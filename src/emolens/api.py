@@ -25,6 +25,9 @@ class Recognizer:
     detector: a registered detector name (see ``emolens detectors``; ``"none"``: each image is one
         pre-cropped face, resized to the model's input) or a FaceDetector object.
     backend: ``"onnx"`` (ONNX Runtime, default; torch if onnxruntime is missing) or ``"torch"``.
+    precision: the classifier network: ``"auto"`` (default: the model's INT8 copy where its card
+        shows parity with the float network, as for the bundled models; else float), ``"float"``
+        (as trained) or ``"int8"`` (ONNX Runtime only); see :mod:`emolens.runtime.quantize`.
     threads: CPU threads for the classifier and detector runtimes (default: EMOLENS_THREADS or all).
     margin: border around each face crop, as a fraction of the face size.
     min_score: detector confidence threshold (default: the detector's own).
@@ -33,6 +36,10 @@ class Recognizer:
         ``emolens predict / video / webcam`` and the server do (:mod:`emolens.vision.detection_size`):
         960 for photos (``predict``, ``predict_batch``; smaller images at their own size), 320 for
         streams (``tracker``, ``stream``, ``predict_video``); a number sets both.
+    first_pass: photos are first detected at this size (default
+        :data:`~emolens.vision.detection_size.FIRST_PASS`, the stream size) and again at ``max_side``
+        only when that pass is unsure (no face, a face not clearly one or small, a faint candidate:
+        :meth:`~emolens.vision.detectors.base.FaceDetector.sure`); 0: one pass at ``max_side``.
     tta: test-time augmentation: ``flip`` (or True) also classifies the mirrored face and averages,
         about one point more accuracy for twice the classifier time; ``ten_crop`` averages ten views
         for ten times the time. Off by default here (None: follow the model spec, as `evaluate` does).
@@ -44,13 +51,13 @@ class Recognizer:
         warning says so); off by default: such a model is refused.
     """
 
-    def __init__(self, model: str = "default", detector=None, backend: str = "onnx", *,
+    def __init__(self, model: str = "default", detector=None, backend: str = "onnx", *, precision: str = "auto",
                  threads: int | None = None, margin: float | None = None, min_score: float | None = None,
-                 max_side: int | None = None, tta: bool | str | None = False,
+                 max_side: int | None = None, first_pass: int | None = None, tta: bool | str | None = False,
                  min_confidence: float | None = None, raw: bool = False, trust_unhashed: bool = False):
         from .runtime import load_classifier
         from .vision.align import DEFAULT_MARGIN
-        from .vision.detection_size import detection_size
+        from .vision.detection_size import FIRST_PASS, detection_size
         from .vision.detectors import FaceDetector, create_detector
         from .vision.pipeline import Pipeline
 
@@ -59,18 +66,18 @@ class Recognizer:
             self.detector = detector
         else:  # first: a missing detector package is the quicker error to report
             self.detector = create_detector(detector, min_score=min_score, max_side=detection_size("photo", max_side),
-                                            threads=threads)
+                                            threads=threads, first_pass=FIRST_PASS if first_pass is None else first_pass)
         if min_confidence is not None and not 0 <= min_confidence <= 1:
             raise ValueError(f"min_confidence must lie in [0, 1], not {min_confidence}")
         self.min_confidence = min_confidence
         self.classifier = load_classifier(model, backend=backend, threads=threads, raw=raw,
-                                          trust_unhashed=trust_unhashed)
+                                          trust_unhashed=trust_unhashed, precision=precision)
         self.pipeline = Pipeline(self.detector, self.classifier, DEFAULT_MARGIN if margin is None else margin, tta,
                                  min_confidence, max_side=detection_size("photo", max_side))
 
     def __repr__(self) -> str:
         return (f"Recognizer(model={self.classifier.name!r}, detector={self.detector.name!r}, "
-                f"backend={self.classifier.backend!r}, classes={self.classes})")
+                f"backend={self.classifier.backend!r}, precision={self.classifier.precision!r}, classes={self.classes})")
 
     @property
     def classes(self) -> list[str]:
@@ -86,8 +93,10 @@ class Recognizer:
         spec = self.classifier.spec
         info = {"name": spec.name, "version": str(spec.version), "arch": spec.arch, "classes": list(spec.classes),
                 "input_size": spec.preprocess.input_size, "backend": self.classifier.backend,
+                "precision": self.classifier.precision,
                 "detector": self.detector.name,
                 "detection_size": {kind: detection_size(kind, self.max_side) for kind in DETECTION_SIZE},
+                "first_pass": self.detector.first_pass,
                 "calibrated": not self.classifier.raw and bool(spec.calibration)}
         if spec.sha256:
             info["sha256"] = spec.sha256

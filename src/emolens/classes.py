@@ -46,6 +46,15 @@ def canonical_name(name: str) -> str:
     return ALIASES[key]
 
 
+def class_key(name: str) -> str:
+    """The name two class sets are matched by: the canonical name where there is one (``Happiness``,
+    ``anger``), else the name in lower case without surrounding spaces (a class of one's own, ``pain``)."""
+    try:
+        return canonical_name(name)
+    except DataError:
+        return name.strip().lower()
+
+
 def resolve_class_set(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """A class set from a name in CLASS_SETS, a comma-separated string, or a list of names."""
     if isinstance(spec, str):

@@ -33,6 +33,8 @@ EXTRA_MODULES = {
     "zoo": ("timm", "huggingface_hub"),
     "plot": ("matplotlib",),
     "detectors": ("yuface",),
+    # `emolens batch` on Dask (docs/cluster.md): the futures API and the Parquet writer.
+    "cluster": ("distributed", "dask", "pyarrow"),
 }
 
 

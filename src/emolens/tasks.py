@@ -67,13 +67,14 @@ def train(config=None, *, resume: bool = False, progress: bool = True, **options
 @names_missing_extras
 def evaluate(model: str | Path = "default", data=(), ferplus=None, split: str | None = None, classes=None,
              tta: bool | str | None = None, backend: str = "onnx", detect: bool = False, detector: str | None = None,
-             out_dir: str | Path | None = None, raw: bool = False, class_map=None):
+             out_dir: str | Path | None = None, raw: bool = False, class_map=None, precision: str = "float"):
     """A model's :class:`~emolens.evaluation.metrics.Metrics` on a data set split (see
-    :func:`emolens.evaluation.evaluate.evaluate`)."""
+    :func:`emolens.evaluation.evaluate.evaluate`); ``precision``: float (default: the network the
+    card reports), int8 or auto (what the Recognizer runs)."""
     from .evaluation.evaluate import evaluate as run
 
     return run(model, data, ferplus=ferplus, split=split, classes=classes, tta=tta, backend=backend, detect=detect,
-               detector=detector, out_dir=out_dir, raw=raw, class_map=class_map)
+               detector=detector, out_dir=out_dir, raw=raw, class_map=class_map, precision=precision)
 
 
 @dataclass
@@ -221,7 +222,9 @@ def audit(path, out: str | Path = "audit", ferplus=None, ferplus_labels: bool = 
     import json
 
     from .data import load_dataset
-    from .data.audit import CHECKS, DETECT_SIDE, REASONS, SHEET_CAP, contact_sheet_png, findings_csv, parse_checks, run_audit
+    from .data.audit import CHECKS, REASONS, findings_csv, parse_checks, run_audit
+    from .data.contact_sheet import SHEET_CAP, contact_sheet_png
+    from .data.face_check import DETECT_SIDE
     from .data.phash import DEFAULT_MAX_DISTANCE
     from .errors import EmolensError
     from .files import atomic_write_bytes, refuse_inside, refuse_overwriting
@@ -235,10 +238,11 @@ def audit(path, out: str | Path = "audit", ferplus=None, ferplus_labels: bool = 
     ds = load_dataset(path, strict=strict)
     options: dict = {}
     if "faces" in checks:
+        from .data.face_check import no_face_threshold
         from .vision.detectors import create_detector
 
         det = create_detector(detector, min_score=0.05)
-        options.update(detector=det, threshold=det.default_min_score, detect_side=detect_side or DETECT_SIDE)
+        options.update(detector=det, threshold=no_face_threshold(det), detect_side=detect_side or DETECT_SIDE)
     votes = label_ds = None
     if ferplus:
         from .data.ferplus import read_votes
@@ -268,7 +272,8 @@ def audit(path, out: str | Path = "audit", ferplus=None, ferplus_labels: bool = 
         else:
             sheet.unlink(missing_ok=True)        # no stale sheet from an earlier audit into the same folder
     summary = {"source": ds.source, "rows": len(ds), "counts": report.counts(), "checks": checks,
-               "cross_split_pairs": report.cross_split_pairs, "seconds": report.seconds, "notes": report.notes}
+               "cross_split_pairs": report.cross_split_pairs, "seconds": report.seconds, "notes": report.notes,
+               "unreliable": report.unreliable}
     atomic_write_bytes(out / "audit.json", (json.dumps(summary, indent=2) + "\n").encode())
     return AuditResult(report, written + [out / "audit.json"], summary)
 

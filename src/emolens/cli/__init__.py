@@ -34,6 +34,7 @@ COMMANDS = (
     Command("video", "emolens.cli.vision"),
     Command("webcam", "emolens.cli.vision"),
     Command("detectors", "emolens.cli.vision"),
+    Command("batch", "emolens.cli.batch", "cluster"),
     Command("train", "emolens.cli.engine", "train"),
     Command("evaluate", "emolens.cli.engine", "train"),
     Command("calibrate", "emolens.cli.engine", "train"),

@@ -78,7 +78,9 @@ def cmd_audit(args) -> int:
 
 
 def register_audit(data) -> None:
-    from ..data.audit import CHECKS, DETECT_SIDE, SHEET_CAP
+    from ..data.audit import CHECKS
+    from ..data.contact_sheet import SHEET_CAP
+    from ..data.face_check import DETECT_SIDE
     from ..data.phash import DEFAULT_MAX_DISTANCE
 
     au = data.add_parser(

@@ -6,6 +6,7 @@ import argparse
 
 from . import key_values, parse_value
 from ..errors import EmolensError
+from .vision import add_precision
 
 
 #: Flags of ``emolens train`` that set the config key of the same name.
@@ -49,7 +50,7 @@ def cmd_evaluate(args) -> int:
     from ..tasks import evaluate
 
     metrics = evaluate(args.model, args.data, ferplus=args.ferplus, split=args.split, classes=args.classes,
-                       tta=args.tta, backend=args.backend, detect=args.detect, detector=args.detector,
+                       tta=args.tta, backend=args.backend, precision=args.precision, detect=args.detect, detector=args.detector,
                        out_dir=args.out_dir, raw=args.raw, class_map=args.class_map)
     from ..evaluation.crossdata import summary
 
@@ -112,13 +113,15 @@ def cmd_models(args) -> int:
     architectures with their parameter counts (building them needs torch, the [train] extra)."""
     from ..models.registry import list_models
     from ..models.weights import read_spec
+    from ..runtime.quantize import describe as describe_int8
     from ..weights import DEFAULT_MODEL, bundled_names, bundled_path
 
     print("bundled models (use with --model NAME):")
     for name in bundled_names():
         spec = read_spec(bundled_path(name))
         mark = " (default)" if name == DEFAULT_MODEL else ""
-        print(f"  {name:<14} {spec.arch:<12} {len(spec.classes)} classes  {metrics_text(spec.reported_metrics())}{mark}")
+        print(f"  {name:<14} {spec.arch:<12} {len(spec.classes)} classes  {metrics_text(spec.reported_metrics())}{mark}; "
+              f"{describe_int8(spec.int8)}")
     try:
         import torch  # noqa: F401  (the architectures register themselves as torch modules)
     except ImportError:
@@ -237,7 +240,8 @@ def register(sub) -> None:
                    "changes one option of the recipe (default: none)")
     t.add_argument("--pretrained", metavar="NAME|FILE",
                    help="start from a bundled model (ferplus, fer2013) or an emolens .safetensors file of the same "
-                   "architecture; layers of another shape (the output layer of another class set) start fresh; "
+                   "architecture; the output layer's rows are carried over by class name (a class the model lacks starts "
+                   "fresh; the load report says which); "
                    "timm backbones also take hub, package or a URL (default: none, random weights)")
     t.add_argument("--epochs", type=int, help=f"(default: {d.epochs})")
     t.add_argument("--batch-size", dest="batch_size", type=int, help=f"(default: {d.batch_size})")
@@ -292,6 +296,7 @@ def register(sub) -> None:
                    "ten_crop (five crops and their mirror images) (default without --tta/--no-tta: the model's own setting)")
     e.add_argument("--no-tta", dest="tta", action="store_const", const="none", help="one pass per face (default: the model's own setting)")
     e.add_argument("--backend", default="onnx", choices=["onnx", "torch"], help="(default: onnx)")
+    add_precision(e, "float")
     e.add_argument("--raw", action="store_true", help="the network's own probabilities, without the model's stored "
                    "calibration and operating point (which follow the training set's class frequencies) (default: off)")
     e.add_argument("--detect", action="store_true", help="run the full pipeline (detect, align, classify) on "

@@ -8,6 +8,7 @@ import sys
 
 from ..errors import EmolensError, MissingExtra, needs_extra
 from ..serve.guard import is_loopback
+from .vision import add_precision
 
 DEFAULT_PORT = 8000
 
@@ -26,6 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", default="default", help="bundled model name, 'default', or a .safetensors path")
     p.add_argument("--detector", default=None, help="face detector (default: the recognizer's default)")
     p.add_argument("--backend", default="onnx", choices=("onnx", "torch"), help="classifier runtime")
+    add_precision(p, "auto")
     p.add_argument("--workers", type=int, default=1, help="server processes (each loads the model)")
     p.add_argument("--slots", dest="threads", type=int, default=1,
                    help="inference slots per process, each its own Recognizer (requests run side by side)")
@@ -57,7 +59,8 @@ def settings_from_args(args):
     for flag in ("max_upload_mb", "max_message_mb"):
         if getattr(args, flag) <= 0:
             raise EmolensError(f"--{flag.replace('_', '-')} must be positive")
-    return ServeSettings(model=args.model, detector=args.detector, backend=args.backend, host=args.host,
+    return ServeSettings(model=args.model, detector=args.detector, backend=args.backend,
+                         precision=args.precision, host=args.host,
                          port=args.port, workers=args.workers, threads=args.threads,
                          max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_streams=args.max_streams,
                          max_frame_bytes=int(args.max_message_mb * 1024 * 1024),

@@ -17,37 +17,59 @@ PREDICT_CHUNK = 16
 CROP_SIDE = 256
 
 
-def add_common(p, kind: str) -> None:
-    """The recogniser's options; ``kind`` (photo or stream) names the default detection size
-    (:mod:`emolens.vision.detection_size`, the table the Python API and the server read too)."""
+def add_common(p, kind: str | None) -> None:
+    """The recogniser's options; ``kind`` (photo or stream; None: both, by input) names the default
+    detection size (:mod:`emolens.vision.detection_size`, the table the Python API and the server read too)."""
     from ..vision.align import DEFAULT_MARGIN
     from ..vision.detection_size import DETECTION_SIZE
     from ..vision.detectors import DEFAULT_DETECTOR, detector_info
 
-    size = DETECTION_SIZE[kind]
+    size = DETECTION_SIZE.get(kind)
     p.add_argument("--model", default="default", help="bundled model name, default, a .safetensors path or an "
                    "exported .onnx file (`emolens export`)")
     p.add_argument("--detector", default=None, help="face detector (default retinaface; see `emolens detectors`); "
                    "none: each image is one pre-cropped face")
     p.add_argument("--backend", default="onnx", choices=["onnx", "torch"], help="classifier runtime (default onnx)")
+    add_precision(p, "auto")
     p.add_argument("--threads", type=int, default=None, help="CPU threads of the detector and classifier (default: all)")
     p.add_argument("--min-score", dest="min_score", type=float, default=None,
                    help=f"detector confidence threshold (default: the detector's own, {DEFAULT_DETECTOR} "
                         f"{detector_info(DEFAULT_DETECTOR).factory.default_min_score})")
     p.add_argument("--margin", type=float, default=None, help="border around each face crop, fraction of face size "
                    f"(default {DEFAULT_MARGIN}: the detector's box, which spans brows to chin)")
+    default = f"{size}, the {kind} size; " if kind else "by kind of input: "
     p.add_argument("--max-side", dest="max_side", type=int, default=None, metavar="PX",
                    help=f"detect on a copy at most PX pixels on its longer side, smaller images at their own size "
-                        f"(default {size}, the {kind} size; photos {DETECTION_SIZE['photo']}, streams "
+                        f"(default {default}photos {DETECTION_SIZE['photo']}, streams (videos) "
                         f"{DETECTION_SIZE['stream']}, as in Python and the server; 480 finds faces down to ~20 px in "
                         "a 640x480 frame, 960 many more small faces in big photos for about 1.5x the detection time; "
                         "0: full size)")
+    if kind == "photo":
+        from ..vision.detection_size import FIRST_PASS
+
+        p.add_argument("--first-pass", dest="first_pass", type=int, default=None, metavar="PX",
+                       help=f"detect each image at PX pixels first and again at --max-side only when that pass is "
+                            f"unsure (no face, a doubtful or small face, a faint candidate) (default {FIRST_PASS}; "
+                            "0: one pass at --max-side)")
     p.add_argument("--min-confidence", dest="min_confidence", type=float, default=None, metavar="P",
                    help="label a face 'uncertain' when its top calibrated probability is below P (default: off)")
+    p.add_argument("--tta", nargs="?", const="flip", default=None, choices=["flip", "ten_crop", "none"], metavar="MODE",
+                   help="test-time augmentation: flip (the default MODE) also classifies the mirrored face and averages, "
+                        "about one point more accuracy for twice the classifier time; ten_crop: ten views, ten times "
+                        "the time (default: off)")
     p.add_argument("--raw", action="store_true", help="the network's own probabilities, without the model's stored "
                    "calibration and operating point (default: calibrated)")
     p.add_argument("--trust-unhashed", dest="trust_unhashed", action="store_true",
                    help="load a model whose spec gives no sha256, skipping its integrity check (default: refuse it)")
+
+
+def add_precision(p, default: str) -> None:
+    """``--precision {auto,float,int8}``: the classifier network (:mod:`emolens.runtime.quantize`)."""
+    from ..runtime.quantize import PRECISIONS
+
+    p.add_argument("--precision", default=default, choices=PRECISIONS,
+                   help=f"classifier network: int8 (its INT8 copy, ONNX Runtime; faster), float (as trained) or auto "
+                        f"(INT8 where the model's card shows parity with float, else float) (default {default})")
 
 
 def make_recognizer(args):
@@ -61,9 +83,15 @@ def make_recognizer(args):
             import torch
 
             torch.set_num_threads(args.threads)
-    return Recognizer(model=args.model, detector=args.detector, backend=args.backend, threads=args.threads,
-                      margin=args.margin, min_score=args.min_score, max_side=args.max_side,
+    return Recognizer(model=args.model, detector=args.detector, backend=args.backend, precision=args.precision,
+                      threads=args.threads, margin=args.margin, min_score=args.min_score, max_side=args.max_side,
+                      first_pass=getattr(args, "first_pass", None), tta=tta_of(args),
                       min_confidence=args.min_confidence, raw=args.raw, trust_unhashed=args.trust_unhashed)
+
+
+def tta_of(args):
+    """``--tta`` as the Recognizer takes it: off (False) unless a mode is given."""
+    return args.tta if getattr(args, "tta", None) not in (None, "none") else False
 
 
 # ---------------------------------------------------------------- predict

@@ -10,7 +10,8 @@ loading, the detector and the feature network; this module only takes arrays and
 - ``cross_split_duplicate``: the same, across splits (training faces that are also validation
   faces); the row outside the validation split is flagged, so excluding it leaves validation as is.
 - ``no_face``: the face detector finds no face in the crop, upscaled (detectors are built for
-  photos, not 48-pixel crops) and, failing that, padded and larger.
+  photos, not 48-pixel crops) and, failing that, padded, larger, equalised, tilted and turned on
+  its side (:mod:`emolens.data.face_check`).
 - ``ferplus_nf``: FER+ annotators' top vote is NF (not a face), the rule FER+ training drops by.
 - ``label_issue``: cleanlab's confident learning (``cleanlab.filter.find_label_issues``) on
   out-of-fold class probabilities from a logistic regression on frozen network features.
@@ -34,6 +35,7 @@ import numpy as np
 
 from ..errors import DataError
 from .dataset import FaceDataset
+from .face_check import DETECT_SIDE, NO_FACE_SCORE, best_face_scores
 
 EXACT, NEAR, CROSS = "exact_duplicate", "near_duplicate", "cross_split_duplicate"
 NO_FACE, FERPLUS_NF, LABEL_ISSUE = "no_face", "ferplus_nf", "label_issue"
@@ -41,12 +43,10 @@ REASONS = (EXACT, NEAR, CROSS, NO_FACE, FERPLUS_NF, LABEL_ISSUE)
 #: Reasons whose most suspicious rows have the highest score (the others: the lowest).
 HIGH_SCORE_FIRST = {FERPLUS_NF}
 DUPLICATE_REASONS = (EXACT, NEAR, CROSS)
+#: Below this out-of-fold accuracy of the label model, its label findings are mostly its own errors:
+#: they are listed for review but left out of ``train --exclude`` unless asked for (docs/experiments/audit.md).
+RELIABLE_LABEL_ACCURACY = 0.6
 
-#: Side, in pixels, a crop is upscaled to before face detection; the retries pad it and enlarge it.
-DETECT_SIDE = 144
-DETECT_PAD = 0.25
-#: Faces per contact sheet (duplicate pairs count once).
-SHEET_CAP = 100
 
 
 @dataclass
@@ -71,6 +71,7 @@ class AuditReport:
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)                # reasons looked for
+    unreliable: list[str] = field(default_factory=list)             # reasons not excluded by default
 
     def counts(self) -> dict[str, int]:
         """Flagged rows per reason (every reason that was checked, zeros included), and distinct rows overall."""
@@ -127,37 +128,13 @@ def find_duplicates(ds: FaceDataset, max_distance: int, progress: bool = False) 
     return sorted(best.values(), key=lambda f: (f.reason, f.row)), cross
 
 
-def upscale_views(face: np.ndarray, side: int = DETECT_SIDE) -> list[np.ndarray]:
-    """RGB views of a small grey crop for a photo face detector, tried in order: upscaled to ``side``;
-    the same with a replicated border (a face filling the crop touches its edges); larger (x4/3)."""
-    import cv2
-
-    big = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
-    pad = int(side * DETECT_PAD)
-    padded = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    larger = cv2.resize(face, (side * 4 // 3, side * 4 // 3), interpolation=cv2.INTER_CUBIC)
-    return [cv2.cvtColor(v, cv2.COLOR_GRAY2RGB) for v in (big, padded, larger)]
-
-
 def find_non_faces(ds: FaceDataset, detector, threshold: float, side: int = DETECT_SIDE,
                    progress: bool = False) -> list[Finding]:
-    """Rows in which ``detector`` (any object with ``detect(rgb) -> detections with .score``, built
-    with a low ``min_score`` so that weak faces still report their score) finds no face scoring
-    ``threshold`` or more in any of :func:`upscale_views`."""
-    from tqdm import tqdm
-
-    out = []
-    rows = tqdm(range(len(ds)), desc="audit: face detector", unit="face", disable=not progress,
-                file=sys.stderr, mininterval=2)
-    for i in rows:
-        best = 0.0
-        for view in upscale_views(ds.images[i], side):
-            best = max([best] + [d.score for d in detector.detect(view)])
-            if best >= threshold:
-                break
-        if best < threshold:
-            out.append(Finding(i, NO_FACE, round(best, 4), ds.class_names[ds.labels[i]]))
-    return out
+    """Rows in which ``detector`` finds no face scoring ``threshold`` or more in any view of
+    :func:`emolens.data.face_check.upscale_views`; the score is the best one seen."""
+    scores = best_face_scores(ds.images, detector, threshold, side, progress)
+    return [Finding(int(i), NO_FACE, round(float(scores[i]), 4), ds.class_names[ds.labels[i]])
+            for i in np.flatnonzero(scores < threshold)]
 
 
 def ferplus_non_faces(ds: FaceDataset, votes: np.ndarray) -> list[Finding]:
@@ -190,7 +167,8 @@ def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, folds: i
     smallest = np.bincount(labels)[np.unique(labels)].min()
     if smallest < folds:
         raise DataError(f"label issues need at least {folds} rows per class (for {folds}-fold out-of-fold "
-                        f"probabilities); the smallest class has {smallest}")
+                        f"probabilities); the smallest class has {smallest} (more rows, or --checks "
+                        "duplicates,faces)")
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, random_state=seed))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return cross_val_predict(model, features, labels, cv=cv, method="predict_proba", n_jobs=1)
@@ -223,6 +201,8 @@ def timed(seconds: dict[str, float], step: str):
 
 
 CHECKS = ("duplicates", "faces", "labels")
+#: The flagged.csv column that says whether ``train --exclude`` drops the row without --exclude-reasons.
+DEFAULT_EXCLUDE = "default_exclude"
 
 
 def parse_checks(checks: str | Sequence[str]) -> list[str]:
@@ -235,7 +215,7 @@ def parse_checks(checks: str | Sequence[str]) -> list[str]:
 
 
 def run_audit(ds: FaceDataset, checks: Sequence[str] = CHECKS, *, max_distance: int = 4, detector=None,
-              threshold: float = 0.5, detect_side: int = DETECT_SIDE, features_of=None,
+              threshold: float = NO_FACE_SCORE, detect_side: int = DETECT_SIDE, features_of=None,
               label_ds: FaceDataset | None = None, votes: np.ndarray | None = None, folds: int = 5, seed: int = 0,
               progress: bool = False) -> AuditReport:
     """Every check in ``checks`` over ``ds``; see the module docstring.
@@ -262,89 +242,72 @@ def run_audit(ds: FaceDataset, checks: Sequence[str] = CHECKS, *, max_distance: 
         report.checked.append(FERPLUS_NF)
         report.findings += ferplus_non_faces(ds, votes)
     if "labels" in checks:
-        report.checked.append(LABEL_ISSUE)
-        audited = ds if label_ds is None else label_ds
-        rows = np.arange(len(ds))
-        if label_ds is not None:
-            position = {int(r): i for i, r in enumerate(ds.row_ids)}
-            rows = np.array([position[int(r)] for r in label_ds.row_ids])
-        with timed(report.seconds, "features"):
-            features = features_of(audited.images)
-        if progress:
-            print(f"audit: {folds}-fold out-of-fold probabilities ({len(audited)} rows, {features.shape[1]} "
-                  "features)...", file=sys.stderr, flush=True)
-        with timed(report.seconds, "out-of-fold probabilities"):
-            probs = out_of_fold_probabilities(features, audited.labels, folds, seed)
-        with timed(report.seconds, "cleanlab"):
-            report.findings += find_label_issues(audited.labels, probs, audited.class_names, rows)
-        accuracy = float((np.unique(audited.labels)[probs.argmax(axis=1)] == audited.labels).mean())
-        report.notes.append(f"out-of-fold accuracy of the label model: {accuracy:.4f} over {len(audited)} rows")
+        audit_labels(report, features_of, label_ds, folds, seed, progress)
     return report
+
+
+def audit_labels(report: AuditReport, features_of, label_ds: FaceDataset | None = None, folds: int = 5,
+                 seed: int = 0, progress: bool = False) -> None:
+    """The ``labels`` check of :func:`run_audit`, adding to ``report``: cleanlab on out-of-fold
+    probabilities (with fewer folds on a set whose smallest class has fewer rows), the label model's
+    out-of-fold accuracy, and below :data:`RELIABLE_LABEL_ACCURACY` the verdict that its findings
+    are unreliable (``report.unreliable``: not excluded by default)."""
+    ds = report.dataset
+    report.checked.append(LABEL_ISSUE)
+    audited = ds if label_ds is None else label_ds
+    rows = np.arange(len(ds))
+    if label_ds is not None:
+        position = {int(r): i for i, r in enumerate(ds.row_ids)}
+        rows = np.array([position[int(r)] for r in label_ds.row_ids])
+    sizes = np.bincount(audited.labels, minlength=len(audited.class_names))
+    present = np.flatnonzero(sizes)
+    smallest = present[sizes[present].argmin()]
+    if 2 <= sizes[smallest] < folds:     # a small set: as many folds as its smallest class has rows
+        folds = int(sizes[smallest])
+        report.notes.append(f"label model: {folds}-fold, as {audited.class_names[smallest]} has only {folds} rows")
+    with timed(report.seconds, "features"):
+        features = features_of(audited.images)
+    if progress:
+        print(f"audit: {folds}-fold out-of-fold probabilities ({len(audited)} rows, {features.shape[1]} "
+              "features)...", file=sys.stderr, flush=True)
+    with timed(report.seconds, "out-of-fold probabilities"):
+        probs = out_of_fold_probabilities(features, audited.labels, folds, seed)
+    with timed(report.seconds, "cleanlab"):
+        report.findings += find_label_issues(audited.labels, probs, audited.class_names, rows)
+    accuracy = float((np.unique(audited.labels)[probs.argmax(axis=1)] == audited.labels).mean())
+    report.notes.append(f"out-of-fold accuracy of the label model: {accuracy:.4f} over {len(audited)} rows")
+    if accuracy < RELIABLE_LABEL_ACCURACY:
+        report.unreliable.append(LABEL_ISSUE)
+        report.notes.append(
+            f"label findings unreliable: the label model is right on {accuracy:.0%} of the rows out of fold "
+            f"(under {RELIABLE_LABEL_ACCURACY:.0%}: a small set, or features that do not separate its classes), "
+            f"so most {LABEL_ISSUE} rows are its own mistakes; listed for review, but `emolens train --exclude` "
+            f"keeps them unless --exclude-reasons names {LABEL_ISSUE}")
 
 
 def findings_csv(report: AuditReport) -> bytes:
     """The flagged rows as CSV: id column (``row_id`` or ``path``), split, label, reason, score, pair
-    (the twin's id), pair_split, pair_label, suggested; sorted by reason, then most suspicious first."""
+    (the twin's id), pair_split, pair_label, suggested, default_exclude (``no`` for a reason the audit
+    found unreliable: ``train --exclude`` skips the row unless --exclude-reasons names it); sorted by
+    reason, then most suspicious first."""
     ds = report.dataset
     id_col, ids = report.ids()
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow([id_col, "split", "label", "reason", "score", "pair", "pair_split", "pair_label", "suggested"])
+    w.writerow([id_col, "split", "label", "reason", "score", "pair", "pair_split", "pair_label", "suggested",
+                DEFAULT_EXCLUDE])
     for f in ordered(report.findings):
         p = f.pair
         w.writerow([ids[f.row], ds.splits[f.row], f.label, f.reason, f.score,
                     "" if p is None else ids[p], "" if p is None else ds.splits[p],
-                    "" if p is None else ds.class_names[ds.labels[p]], f.suggested])
+                    "" if p is None else ds.class_names[ds.labels[p]], f.suggested,
+                    "no" if f.reason in report.unreliable else "yes"])
     return buf.getvalue().encode()
 
 
 def ordered(findings: list[Finding]) -> list[Finding]:
     """By reason (in :data:`REASONS` order), most suspicious first within a reason."""
     return sorted(findings, key=lambda f: (REASONS.index(f.reason), -f.score if f.reason in HIGH_SCORE_FIRST else f.score, f.row))
-
-
-TILE = 96
-CAPTION = 28
-
-
-def contact_sheet_png(report: AuditReport, reason: str, cap: int = SHEET_CAP) -> bytes | None:
-    """A PNG grid of the ``cap`` most suspicious faces flagged for ``reason`` (duplicates: the pair
-    side by side), each captioned with its id, split, label and score; None when none was flagged."""
-    import cv2
-
-    ds = report.dataset
-    _, ids = report.ids()
-    chosen = [f for f in ordered(report.findings) if f.reason == reason][:cap]
-    if not chosen:
-        return None
-    pairs = reason in DUPLICATE_REASONS
-    per_row = 5 if pairs else 10
-    cell_w = (2 * TILE + 4) if pairs else TILE
-    n_rows = -(-len(chosen) // per_row)
-    sheet = np.full((n_rows * (TILE + CAPTION), per_row * (cell_w + 6)), 255, np.uint8)
-
-    def face(i: int) -> np.ndarray:
-        return cv2.resize(ds.images[i], (TILE, TILE), interpolation=cv2.INTER_CUBIC)
-
-    def short(i: int) -> str:
-        text = str(ids[i])
-        return text if len(text) <= 16 else "..." + text[-13:]
-
-    for k, f in enumerate(chosen):
-        r, c = divmod(k, per_row)
-        y, x = r * (TILE + CAPTION), c * (cell_w + 6)
-        sheet[y:y + TILE, x:x + TILE] = face(f.row)
-        if pairs and f.pair is not None:
-            sheet[y:y + TILE, x + TILE + 4:x + 2 * TILE + 4] = face(f.pair)
-            top = f"{short(f.row)} {ds.splits[f.row][:5]} = {short(f.pair)} {ds.splits[f.pair][:5]}"
-            bottom = f"{f.label} / {ds.class_names[ds.labels[f.pair]]}  d={f.score:g}"
-        else:
-            top = f"{short(f.row)} {ds.splits[f.row][:5]}"
-            bottom = f"{f.label}>{f.suggested} {f.score:.3f}" if f.suggested else f"{f.label} {f.score:.3f}"
-        for line, text in enumerate((top, bottom)):
-            cv2.putText(sheet, text, (x + 1, y + TILE + 11 + 12 * line), cv2.FONT_HERSHEY_SIMPLEX, 0.3, 0, 1, cv2.LINE_AA)
-    ok, png = cv2.imencode(".png", sheet)
-    return png.tobytes()
 
 
 def format_counts(report: AuditReport) -> str:

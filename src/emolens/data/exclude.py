@@ -3,20 +3,22 @@
 The file is ``emolens data audit``'s ``flagged.csv`` (or any csv with the same id column): rows are
 named by ``row_id`` (position in a FER-2013 csv, 0 = first data row) or ``path`` (relative to an
 image folder's root), as :func:`emolens.data.audit.row_identity` names them. Only the training
-split loses rows; the validation split is never changed, so accuracies stay comparable.
+split loses rows; the validation split is never changed, so accuracies stay comparable. Rows the
+audit marked ``default_exclude`` = ``no`` (findings of a check it found unreliable) are held back
+unless ``--exclude-reasons`` names their reason.
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ..errors import DataError
-from .audit import REASONS, row_identity
+from .audit import DEFAULT_EXCLUDE, REASONS, row_identity
 from .dataset import FaceDataset
 from .text import open_text
 
@@ -28,10 +30,20 @@ class Exclusions:
     path: Path
     column: str                       # "row_id" or "path"
     lines: dict                       # id -> line number in the file
+    held_back: dict = field(default_factory=dict)   # reason -> rows not excluded by default (audit: unreliable)
 
     @property
     def ids(self) -> list:
         return list(self.lines)
+
+    def describe_held_back(self) -> str:
+        """What the default left in, and how to exclude it too; empty when nothing was held back."""
+        if not self.held_back:
+            return ""
+        parts = ", ".join(f"{n} {reason}" for reason, n in sorted(self.held_back.items()))
+        reasons = ",".join(r for r in REASONS if r in self.held_back)
+        return (f"kept {parts} row(s) the audit found unreliable; --exclude-reasons naming {reasons} "
+                "excludes them too")
 
 
 def parse_reasons(reasons: str | Sequence[str] | None) -> list[str] | None:
@@ -46,7 +58,8 @@ def parse_reasons(reasons: str | Sequence[str] | None) -> list[str] | None:
 
 
 def read_exclusions(path: str | Path, reasons: str | Sequence[str] | None = None) -> Exclusions:
-    """Read an exclusion file; ``reasons`` keeps only rows flagged for those reasons (needs a reason column)."""
+    """Read an exclusion file; ``reasons`` keeps only rows flagged for those reasons (needs a reason column);
+    without ``reasons``, rows whose ``default_exclude`` is ``no`` are held back (counted, not excluded)."""
     path = Path(path)
     wanted = parse_reasons(reasons)
     try:
@@ -62,9 +75,14 @@ def read_exclusions(path: str | Path, reasons: str | Sequence[str] | None = None
         if wanted is not None and "reason" not in header:
             raise DataError(f"{path}: --exclude-reasons needs a reason column; header is {', '.join(header)}")
         lines: dict = {}
+        held_back: dict = {}
         for row in reader:
             line = reader.line_num
-            if wanted is not None and row.get("reason", "").strip() not in wanted:
+            reason = (row.get("reason") or "").strip()
+            if wanted is not None and reason not in wanted:
+                continue
+            if wanted is None and (row.get(DEFAULT_EXCLUDE) or "").strip() == "no":
+                held_back[reason] = held_back.get(reason, 0) + 1
                 continue
             value = (row.get(column) or "").strip()
             if column == "row_id":
@@ -74,17 +92,18 @@ def read_exclusions(path: str | Path, reasons: str | Sequence[str] | None = None
             elif not value:
                 raise DataError(f"{path}: line {line}, field path: empty")
             lines.setdefault(value, line)
-    return Exclusions(path, column, lines)
+    return Exclusions(path, column, lines, held_back)
 
 
-def apply_exclusions(train: FaceDataset, full: FaceDataset, path: str | Path, reasons=None,
+def apply_exclusions(train: FaceDataset, full: FaceDataset, path: str | Path | Exclusions, reasons=None,
                      raw: FaceDataset | None = None) -> tuple[FaceDataset, int]:
-    """``train`` without the rows the file names, and how many it lost.
+    """``train`` without the rows the file names (``path``, or it read already by :func:`read_exclusions`),
+    and how many it lost.
 
     Every id must be a row of the data set: of ``full`` (all splits as loaded) or else of ``raw``
     (the file as read, before class subsets and FER+ drops; give it when ``full`` is filtered),
     otherwise a one-line error names the file, line and id."""
-    ex = read_exclusions(path, reasons)
+    ex = path if isinstance(path, Exclusions) else read_exclusions(path, reasons)
     column, train_ids = row_identity(train)
     if ex.column != column:
         raise DataError(f"{ex.path}: names rows by {ex.column}, but {full.source} names them by {column} "

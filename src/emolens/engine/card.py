@@ -65,6 +65,24 @@ def onnx_row(spec: ModelSpec, folder: Path) -> str:
             f"the runtime applies TTA and calibration), sha256 `{spec.onnx['sha256']}` |")
 
 
+def int8_row(spec: ModelSpec, folder: Path) -> str:
+    """The card's table row for the shipped INT8 network (the spec's ``int8`` entry) and its parity."""
+    from ..runtime.quantize import parity_holds
+
+    q, path = spec.int8, Path(folder) / spec.int8["file"]
+    row = (f"| int8 | `{path.name}` (INT8 ONNX, {path.stat().st_size / 1e6:.1f} MB; {q['method']}; calibrated on "
+           f"{q['calibration']}; made from the ONNX file with sha256 `{q['source_sha256'][:12]}...`), sha256 `{q['sha256']}`")
+    p = q.get("parity")
+    if p:
+        row += (f"; parity on {p['split']} (n = {p['n']:,}, calibrated, one pass): argmax agreement {p['agreement']:.2%} "
+                f"with the float network, accuracy {p['accuracy_float']:.2%} float, {p['accuracy_int8']:.2%} INT8 "
+                f"(flip TTA: agreement {p['flip_agreement']:.2%}, {p['flip_accuracy_float']:.2%} / "
+                f"{p['flip_accuracy_int8']:.2%}); "
+                + ("parity holds, so `precision auto` (the default) runs it" if parity_holds(q) else
+                   "parity does not hold, so `precision auto` runs the float network"))
+    return row + " |"
+
+
 def _confusion_table(metrics: dict) -> str:
     classes = metrics["classes"]
     head = "| true \\ predicted | " + " | ".join(classes) + " | recall |"
@@ -123,7 +141,7 @@ def _initial_weights(pretrained) -> str:
     from ..weights import bundled_path
 
     if bundled_path(str(pretrained)) is not None:
-        return f"the bundled `{pretrained}` model (`pretrained: {pretrained}`; layers whose shape differs start fresh)"
+        return f"the bundled `{pretrained}` model (`pretrained: {pretrained}`; the output layer's rows carried over by class name, a class it lacks started fresh)"
     return f"`{pretrained}`"
 
 

@@ -15,6 +15,7 @@ import torch
 
 from ..data import load_dataset
 from ..errors import ModelError
+from ..models.output_rows import output_layer
 from ..models.registry import create_model
 from ..models.weights import ModelSpec, load_model, save_model
 
@@ -74,7 +75,7 @@ def retrain_head(model: str, data, out: str | Path, ferplus=None, classes=None, 
     clf = LogisticRegression(C=c, max_iter=500, random_state=seed).fit(x, y)
     n_classes = len(ds.class_names)
     new = create_model(spec.arch, num_classes=n_classes, **spec.options)
-    state = {k: v for k, v in net.state_dict().items() if not k.startswith(_last_prefix(net))}
+    state = {k: v for k, v in net.state_dict().items() if not k.startswith(output_layer(net))}
     new.load_state_dict(state, strict=False)
     last = new.head[-1]
     weight = np.zeros((n_classes, last.in_features), np.float32)
@@ -92,11 +93,6 @@ def retrain_head(model: str, data, out: str | Path, ferplus=None, classes=None, 
                         "n": metrics.n, "how": f"retrain-head of {spec.name} (balance {balance}, C {c})"}
     weights = save_model(new, new_spec, out)
     return HeadResult(weights, len(train), len(y), metrics.accuracy, metrics.macro_f1, time.perf_counter() - t0)
-
-
-def _last_prefix(net) -> str:
-    index = len(net.head) - 1
-    return f"head.{index}."
 
 
 def feature_extractor(model: str, threads: int | None = None, progress: bool = True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import lightning.pytorch as pl
 import numpy as np
 import torch
@@ -14,7 +16,7 @@ from .config import TrainConfig
 
 class FERModule(pl.LightningModule):
     def __init__(self, model: nn.Module, cfg: TrainConfig, class_weights: np.ndarray | None = None,
-                 class_prior: np.ndarray | None = None):
+                 class_prior: np.ndarray | None = None, class_names: Sequence[str] | None = None):
         super().__init__()
         # channels-last convolutions: about 20% faster on a CPU (oneDNN) and on GPUs with tensor cores
         self.model = model.to(memory_format=torch.channels_last)
@@ -35,7 +37,8 @@ class FERModule(pl.LightningModule):
 
             arch = f"{cfg.model} {cfg.model_options}" if cfg.model_options else cfg.model
             # a resumed run restores its own weights instead
-            self.pretrained_load = load_pretrained(self.model, cfg.pretrained, arch=arch)
+            # class_names: the output layer's rows are carried over by class name
+            self.pretrained_load = load_pretrained(self.model, cfg.pretrained, arch=arch, classes=class_names)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

@@ -76,12 +76,14 @@ def prepare_data(cfg: TrainConfig) -> TrainVal:
             train, val = hold_out(train, cfg.val_fraction, cfg.val_seed)
             result = TrainVal(train, val, held_out.format(f"the {name} split"), held_out=True)
     if cfg.exclude:
-        from ..data.exclude import apply_exclusions
+        from ..data.exclude import apply_exclusions, read_exclusions
 
         # the ids of rows that FER+ or --classes dropped still name rows of the whole file
         raw = load_dataset(cfg.data, class_map=cfg.class_map) if cfg.ferplus or cfg.classes else None
-        result.train, n = apply_exclusions(result.train, ds, cfg.exclude, cfg.exclude_reasons, raw=raw)
-        print(f"excluded {n} training rows flagged in {cfg.exclude}")
+        flagged = read_exclusions(cfg.exclude, cfg.exclude_reasons)
+        result.train, n = apply_exclusions(result.train, ds, flagged, raw=raw)
+        held_back = flagged.describe_held_back()
+        print(f"excluded {n} training rows flagged in {cfg.exclude}" + (f"; {held_back}" if held_back else ""))
     if len(result.train) == 0 or len(result.val) == 0:
         raise EmolensError(f"{ds.source}: the train or validation split is empty")
     return result
@@ -122,7 +124,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     model = create_model(cfg.model, num_classes=len(train_ds.class_names), **options)
     print(f"model {cfg.model} {options}: {count_parameters(model):,} parameters, {len(train_ds.class_names)} classes")
     prior = np.bincount(balanced.dataset.labels, minlength=len(train_ds.class_names)) / len(balanced.dataset)
-    module = FERModule(model, cfg, balanced.class_weights, class_prior=prior)
+    module = FERModule(model, cfg, balanced.class_weights, class_prior=prior, class_names=train_ds.class_names)
     if resume:
         print(f"resuming from {last}")
     elif module.pretrained_load is not None:

@@ -35,7 +35,8 @@ def evaluate_classifier(clf, part: FaceDataset, tta: bool | str | None = None, c
     """A classifier's metrics on the face crops of ``part`` (one split); ``tta`` None: the spec's default."""
     mode = tta_mode(clf.spec.tta if tta is None else tta)
     metrics = score_dataset(clf.predict_proba(part.images, tta=mode), part, clf.classes, classes=classes, groups=groups)
-    metrics.extra.update({"model": clf.name, "tta": mode, "calibrated": not clf.raw and bool(clf.spec.calibration)})
+    metrics.extra.update({"model": clf.name, "tta": mode, "calibrated": not clf.raw and bool(clf.spec.calibration),
+                          "precision": clf.precision})
     return metrics
 
 
@@ -48,7 +49,7 @@ def evaluate_module(model, spec, part: FaceDataset, tta: bool | str = False) -> 
 
 def evaluate(model: str | Path = "default", data=(), ferplus=None, split: str | None = None, classes=None,
              tta: bool | str | None = None, backend: str = "onnx", detect: bool = False, detector: str | None = None,
-             out_dir: str | Path | None = None, raw: bool = False, class_map=None) -> Metrics:
+             out_dir: str | Path | None = None, raw: bool = False, class_map=None, precision: str = "float") -> Metrics:
     """A model's metrics on one split of a data set (or the whole of a folder without splits).
 
     The data's classes may differ from the model's (cross-data-set evaluation): see
@@ -60,7 +61,7 @@ def evaluate(model: str | Path = "default", data=(), ferplus=None, split: str | 
     """
     from ..runtime import load_classifier
 
-    clf = load_classifier(model, backend=backend, raw=raw)
+    clf = load_classifier(model, backend=backend, raw=raw, precision=precision)
     if detect:
         from .detect import evaluate_detect
 

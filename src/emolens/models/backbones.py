@@ -31,6 +31,7 @@ from torch import nn
 
 from ..errors import ModelError, install_hint
 from .cnn import FaceClassifier
+from .output_rows import OutputRows, map_output_rows, output_layer
 from .registry import register_model
 
 
@@ -298,28 +299,33 @@ class PretrainedLoad:
     """What initialising a network from emolens weights did, tensor by tensor (printed by ``train``)."""
 
     source: str
-    loaded: int                      # copied: same name and shape
-    skipped: tuple[str, ...]         # same name, other shape (an output layer for another class set)
+    loaded: int                      # copied: same name and shape, or the output layer's rows by class name
+    skipped: tuple[str, ...]         # same name, other shape
     missing: tuple[str, ...]         # the network's tensors the file lacks: they keep their fresh values
     total: int                       # tensors in the network's state dict
+    output: OutputRows | None = None  # the output layer, mapped by class name (None: copied or skipped by shape)
 
     def describe(self) -> str:
         skipped = f" ({', '.join(self.skipped[:4])}{', ...' if len(self.skipped) > 4 else ''})" if self.skipped else ""
+        rows = f"; {self.output.describe()}" if self.output else ""
         return (f"pretrained {self.source}: loaded {self.loaded} of {self.total} tensors, {len(self.skipped)} skipped "
-                f"for shape{skipped}, {len(self.missing)} missing (kept fresh)")
+                f"for shape{skipped}, {len(self.missing)} missing (kept fresh){rows}")
 
 
 #: Fewer than this share of a network's tensors loading means the file is another architecture.
 MIN_LOADED_SHARE = 0.5
 
 
-def load_pretrained(model: nn.Module, source, arch: str | None = None) -> PretrainedLoad | None:
+def load_pretrained(model: nn.Module, source, arch: str | None = None,
+                    classes: Sequence[str] | None = None) -> PretrainedLoad | None:
     """Initialise ``model`` from ``source``: ``hub``, ``package``, a file or URL (timm backbones), or
     emolens weights of the same architecture, as a bundled model's name (``ferplus``) or a
-    ``.safetensors`` file (layers whose shapes differ, such as a classifier for another class set,
-    keep their fresh weights). For emolens weights the returned :class:`PretrainedLoad` counts the
-    tensors; fewer than half of the network's loading is an error naming both architectures (``arch``
-    is the network's registry name), since training would otherwise start from random weights."""
+    ``.safetensors`` file (layers whose shapes differ keep their fresh weights). Given the network's
+    ``classes``, the output layer is carried over by class name (:mod:`.output_rows`): the rows of
+    the classes the file's spec shares are copied, in the network's order, the others start fresh.
+    For emolens weights the returned :class:`PretrainedLoad` counts the tensors; fewer than half of
+    the network's loading is an error naming both architectures (``arch`` is the network's registry
+    name), since training would otherwise start from random weights."""
     if hasattr(model, "load_pretrained"):
         model.load_pretrained(source)
         return None
@@ -334,8 +340,11 @@ def load_pretrained(model: nn.Module, source, arch: str | None = None) -> Pretra
     own = model.state_dict()
     saved = load_file(str(path))
     state = {k: v for k, v in saved.items() if k in own and own[k].shape == v.shape}
+    output = _output_by_class(model, own, saved, path, classes)
+    if output is not None:
+        state.update(output[0])
     report = PretrainedLoad(str(source), len(state), tuple(k for k in own if k in saved and k not in state),
-                            tuple(k for k in own if k not in saved), len(own))
+                            tuple(k for k in own if k not in saved), len(own), output and output[1])
     if len(state) < MIN_LOADED_SHARE * len(own):
         raise ModelError(f"pretrained {source}: only {len(state)} of the network's {len(own)} tensors load from {path} "
                          f"({len(report.skipped)} differ in shape, {len(report.missing)} missing): the network is "
@@ -343,6 +352,21 @@ def load_pretrained(model: nn.Module, source, arch: str | None = None) -> Pretra
                          "architecture (--model and its options) or leave pretrained unset")
     model.load_state_dict(state, strict=False)
     return report
+
+
+def _output_by_class(model: nn.Module, own: dict, saved: dict, path: Path, classes: Sequence[str] | None):
+    """The output layer's tensors rearranged by class name and what was done, or None (no classes
+    given, no output layer, a file without a spec naming its classes, or a layer of other widths)."""
+    layer = output_layer(model) if classes else None
+    if layer is None:
+        return None
+    from .weights import read_spec
+
+    try:
+        source_classes = read_spec(path).classes
+    except ModelError:
+        return None
+    return map_output_rows(own, saved, layer, list(classes), list(source_classes))
 
 
 def _arch_text(arch: str | None, model: nn.Module) -> str:

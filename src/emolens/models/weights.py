@@ -116,6 +116,10 @@ class ModelSpec:
     # the network exported to ONNX beside the weights: {"file": NAME.onnx, "sha256": ..., "opset": N};
     # raw logits (no calibration, no TTA: the runtime applies both in numpy); empty: none shipped
     onnx: dict = field(default_factory=dict)
+    # the INT8 copy of that network (emolens.runtime.quantize): {"file": NAME.int8.onnx, "sha256": ...,
+    # "source_sha256": the float file's sha256, "method": ..., "parity": {split, n, agreement,
+    # accuracy_float, accuracy_int8}}; empty: none shipped
+    int8: dict = field(default_factory=dict)
 
     def reported_metrics(self, raw: bool = False) -> dict:
         """The validation metrics of the probabilities users get: with the stored calibration and
@@ -170,7 +174,7 @@ def read_spec(path: str | Path) -> ModelSpec:
 
 def check_pin(path: Path, expected: str, kind: str) -> bool:
     """True when ``path`` is a bundled model's file; then ``expected`` (the hash its spec gives) must be
-    the one emolens pins for that file ``kind`` (``safetensors`` or ``onnx``), else this is an error."""
+    the one emolens pins for that file ``kind`` (``safetensors``, ``onnx`` or ``int8``), else this is an error."""
     from ..weights.pins import pinned_hashes
 
     pins = pinned_hashes(path)

@@ -16,7 +16,8 @@ from ..errors import ModelError
 from ..models.calibration import Calibration, softmax
 from ..models.weights import ModelSpec, load_model
 from ..models.resolve import resolve_weights
-from .onnx_model import onnx_bytes
+from .onnx_model import int8_bytes, onnx_bytes
+from .quantize import choose_precision
 
 BACKENDS = ("onnx", "torch")
 FACES_PER_CALL = 256  # faces per call of the network (x 10 views at most)
@@ -33,6 +34,7 @@ class Classifier:
     spec: ModelSpec
     backend: str
     raw: bool = False
+    precision: str = "float"  # the network it runs: float, or its INT8 copy (emolens.runtime.quantize)
 
     @property
     def calibration(self) -> Calibration:
@@ -112,10 +114,14 @@ class OnnxClassifier(Classifier):
 
     backend = "onnx"
 
-    def __init__(self, weights: Path, threads: int | None = None, trust_unhashed: bool = False):
+    def __init__(self, weights: Path, threads: int | None = None, trust_unhashed: bool = False,
+                 precision: str = "float"):
         import onnxruntime as ort
 
         data, self.spec = onnx_bytes(weights, trust_unhashed)
+        self.precision = choose_precision(self.spec.int8, precision, weights.name)
+        if self.precision == "int8":
+            data = int8_bytes(weights, self.spec, trust_unhashed)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads or int(os.environ.get("EMOLENS_THREADS", "0") or 0)
@@ -128,19 +134,26 @@ class OnnxClassifier(Classifier):
 
 
 def load_classifier(model: str | Path | None = "default", backend: str = "onnx",
-                    threads: int | None = None, raw: bool = False, trust_unhashed: bool = False) -> Classifier:
+                    threads: int | None = None, raw: bool = False, trust_unhashed: bool = False,
+                    precision: str = "float") -> Classifier:
     """A classifier for a bundled model name, ``default``, or a ``.safetensors`` path.
 
     ``raw``: skip the model's stored calibration and operating point (the network's own softmax).
-    ``trust_unhashed``: load a model whose spec gives no sha256 (unchecked; says so on stderr)."""
+    ``trust_unhashed``: load a model whose spec gives no sha256 (unchecked; says so on stderr).
+    ``precision``: ``float`` (the network as trained; the default here, so evaluation and
+    calibration see it), ``int8`` (its INT8 copy, ONNX Runtime only; an error when the model ships
+    none) or ``auto`` (INT8 where its parity with the float network holds: what the Recognizer,
+    ``emolens predict``/``video``/``webcam`` and the server run); see :mod:`emolens.runtime.quantize`."""
     if backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     weights = resolve_weights(model)
     if backend == "torch":
+        if choose_precision({"file": "-", "parity": {}}, precision, weights.name) == "int8":   # (checks the name)
+            raise ModelError("precision int8 runs on the onnx backend only; use backend onnx or precision float")
         clf: Classifier = TorchClassifier(weights, trust_unhashed)
     else:
         try:
-            clf = OnnxClassifier(weights, threads, trust_unhashed)
+            clf = OnnxClassifier(weights, threads, trust_unhashed, precision)
         except ImportError as e:
             if e.name != "onnxruntime":
                 raise

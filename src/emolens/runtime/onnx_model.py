@@ -94,6 +94,16 @@ def onnx_bytes(weights: Path, trust_unhashed: bool = False) -> tuple[bytes, Mode
     return exported_from_torch(weights, spec, trust_unhashed), spec
 
 
+def int8_bytes(weights: Path, spec: ModelSpec, trust_unhashed: bool = False) -> bytes:
+    """The INT8 network its spec names (``spec.int8``, :mod:`emolens.runtime.quantize`), checked
+    against its sha256 (and, for a bundled model, the pinned one) before it is read."""
+    path = weights.parent / Path(spec.int8["file"]).name
+    if not path.is_file():
+        raise ModelError(f"{path}: no such INT8 ONNX file (named by {weights.with_suffix('.json').name})")
+    check_file(path, str(spec.int8.get("sha256", "")), "int8", trust_unhashed)
+    return path.read_bytes()
+
+
 def exported_from_torch(weights: Path, spec: ModelSpec, trust_unhashed: bool = False) -> bytes:
     """Export a model that ships no ONNX file, cached in the user cache by its weights' hash."""
     from ..files import cache_dir

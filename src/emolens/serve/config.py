@@ -21,6 +21,7 @@ class ServeSettings:
     model: str = "default"               # bundled name, "default" or a .safetensors path
     detector: str | None = None          # None: the Recognizer's default detector
     backend: str = "onnx"                # onnx | torch
+    precision: str = "auto"              # auto | float | int8 (emolens.runtime.quantize)
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1                     # server processes

@@ -27,7 +27,7 @@ def make_recognizer(settings: ServeSettings):
     """The real pipeline, built from the settings (imported here so the app module stays light)."""
     from ..api import Recognizer
 
-    kwargs: dict[str, Any] = {"model": settings.model, "backend": settings.backend}
+    kwargs: dict[str, Any] = {"model": settings.model, "backend": settings.backend, "precision": settings.precision}
     if settings.detector:
         kwargs["detector"] = settings.detector
     if settings.min_confidence is not None:

@@ -9,6 +9,7 @@ class ModelInfo(BaseModel):
     name: str = Field(description="model name (bundled name or the weights file's stem)")
     version: str = Field(description="model version from its spec")
     backend: str | None = Field(None, description="onnx or torch")
+    precision: str | None = Field(None, description="the classifier network it runs: float or int8")
     detector: str | None = Field(None, description="face detector")
     arch: str | None = None
     classes: list[str] = Field(default_factory=list, description="class names, in the model's order")

@@ -22,6 +22,20 @@ STREAM = 320
 
 DETECTION_SIZE = {"photo": PHOTO, "stream": STREAM}
 
+#: Two passes for still images: a photo is first detected at this size, and again at the photo
+#: size only when that first pass is unsure (no face, a face not clearly one, a face under 32 px at
+#: this size, or a faint candidate elsewhere: :meth:`emolens.vision.detectors.base.FaceDetector.sure`).
+#: On one core a 640x480 frame with one face is detected in about a quarter of the time of one pass
+#: at 480 (RetinaFace at 160 px: 3.7 ms CPU against 20, on a loaded machine), and every face one pass
+#: at 480 finds on the JAFFE and CK+ dev frames and on the multi-face photos of
+#: benchmarks/pipeline.py is still found (docs/benchmarks-pipeline.md, detector study). 0: one pass.
+FIRST_PASS = 160
+
+#: ... only for images the photo size detects at no more than this many times the first pass's side
+#: (640 px for 160): a bigger photo may hold faces too small to be seen, or hinted at, in so small a
+#: copy next to one big face, so it keeps one pass at the photo size.
+FIRST_PASS_REACH = 4
+
 
 def detection_size(kind: str, max_side: int | None = None) -> int:
     """``max_side`` when given (it overrides every kind), else the default for ``kind``."""

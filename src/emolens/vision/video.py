@@ -25,6 +25,10 @@ from .errors import VideoError
 WRITERS = {".mp4": ("mp4", "libx264"), ".m4v": ("mp4", "libx264"), ".mov": ("mov", "libx264"),
            ".avi": ("avi", "mjpeg")}
 
+#: File name endings that a folder walk (``emolens batch``) treats as videos.
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".mts",
+                              ".m2ts", ".wmv", ".flv", ".3gp", ".ogv"})
+
 
 @dataclass
 class VideoInfo:
@@ -33,6 +37,20 @@ class VideoInfo:
     frame_count: int          # from the container header; 0 when unknown (streams), may be wrong
     width: int
     height: int
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of a video that starts at a keyframe, decoded on its own (``emolens batch
+    --segment``): frames ``first_frame`` .. ``first_frame + frames - 1`` of the whole file, numbered
+    as a reading of the whole file numbers them; ``start_pts``: the keyframe's presentation time in
+    the stream's time base (None: the file's start)."""
+
+    index: int                # 0-based, in file order
+    count: int                # segments in the file
+    first_frame: int
+    frames: int
+    start_pts: int | None = None
 
 
 @dataclass
@@ -47,11 +65,11 @@ class VideoReader:
     by PyAV. Each frame keeps its own size: a video whose resolution changes mid-way (a stream
     that adapts, concatenated clips) gives frames of the new size from then on."""
 
-    def __init__(self, path: str | Path, threads: int = 0):
+    def __init__(self, path: str | Path, threads: int = 0, file=None):
         import av
 
         self.path = str(path)
-        if isinstance(path, Path) or not str(path).startswith(("rtsp:", "http:", "https:")):
+        if file is None and (isinstance(path, Path) or not str(path).startswith(("rtsp:", "http:", "https:"))):
             p = Path(path)
             if not p.exists():
                 raise VideoError(f"{p}: no such file")
@@ -60,7 +78,7 @@ class VideoReader:
             if p.stat().st_size == 0:
                 raise VideoError(f"{p}: empty file (0 bytes)")
         try:
-            self.container = av.open(self.path, metadata_errors="ignore")
+            self.container = av.open(self.path if file is None else file, metadata_errors="ignore")
         except (av.error.FFmpegError, UnicodeDecodeError) as e:
             raise VideoError(f"{self.path}: cannot be opened as a video (not a video, or damaged: "
                              f"{getattr(e, 'strerror', None) or e})") from None
@@ -83,14 +101,25 @@ class VideoReader:
         expected = self.info.frame_count
         return expected > 0 and self.frames_read < expected - max(2, expected // 100)
 
-    def frames(self, every: int = 1) -> Iterator[VideoFrame]:
-        """Every ``every``-th frame (0, N, 2N...); skipped frames are decoded but not converted."""
+    def frames(self, every: int = 1, segment: Segment | None = None) -> Iterator[VideoFrame]:
+        """Every ``every``-th frame (0, N, 2N...); skipped frames are decoded but not converted.
+
+        ``segment``: only its frames, decoded from its keyframe on (the file is seeked there), with
+        the indices and timestamps a reading of the whole file gives them."""
         import av
 
         every = max(1, int(every))
-        index = 0
+        index, end, start_pts = 0, None, None
+        if segment is not None:
+            index, end, start_pts = segment.first_frame, segment.first_frame + segment.frames, segment.start_pts
+            if start_pts is not None:
+                self.container.seek(start_pts, stream=self.stream, backward=True, any_frame=False)
         try:
             for frame in self.container.decode(self.stream):
+                if start_pts is not None and frame.pts is not None and frame.pts < start_pts:
+                    continue                 # decoded on the way to the segment's keyframe
+                if end is not None and index >= end:
+                    break
                 if index % every == 0:
                     ts = index / self.info.fps if self.info.fps else float(frame.time or 0.0)
                     bgr = frame.to_ndarray(format="bgr24")
@@ -105,6 +134,46 @@ class VideoReader:
 
     def close(self) -> None:
         self.container.close()
+
+
+def plan_segments(path: str | Path, seconds: float, file=None) -> list[Segment]:
+    """Split a video at keyframes into segments of at least ``seconds`` each (the last may be
+    shorter), read from its packets (nothing is decoded). One segment, the whole file, when
+    ``seconds`` is 0, the file has no keyframe to split at, or its packets carry no timestamps."""
+    from bisect import bisect_left
+
+    reader = VideoReader(path, file=file)
+    try:
+        stream, pts, keys = reader.stream, [], []
+        for packet in reader.container.demux(stream):
+            if packet.size == 0:
+                continue                               # the demuxer's flush packet
+            if packet.pts is None:
+                return [Segment(0, 1, 0, reader.info.frame_count or 0)]
+            pts.append(packet.pts)
+            if packet.is_keyframe:
+                keys.append(packet.pts)
+        fps, base = reader.info.fps, float(stream.time_base or 0)
+    finally:
+        reader.close()
+    pts.sort()
+    whole = [Segment(0, 1, 0, len(pts))]
+    if seconds <= 0 or not pts or not (fps or base):
+        return whole
+    starts = []                                        # (first frame, keyframe pts) of each segment
+    for key in sorted(set(keys)):
+        first = bisect_left(pts, key)
+        when = first / fps if fps else (key - pts[0]) * base
+        if not starts or when - starts[-1][2] >= seconds:
+            starts.append((first, key, when))
+    if not starts or starts[0][0] != 0:
+        starts.insert(0, (0, None, 0.0))               # frames before the first keyframe join the first segment
+    if len(starts) == 1:
+        return whole
+    starts[0] = (0, None, 0.0)                         # the first segment is read from the file's start
+    ends = [s[0] for s in starts[1:]] + [len(pts)]
+    return [Segment(i, len(starts), first, end - first, key)
+            for i, ((first, key, _), end) in enumerate(zip(starts, ends))]
 
 
 @contextmanager

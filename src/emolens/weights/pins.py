@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-#: Bundled model name -> {file kind: sha256}; kinds: ``safetensors`` (torch weights), ``onnx`` (the exported network).
+#: Bundled model name -> {file kind: sha256}; kinds: ``safetensors`` (torch weights), ``onnx`` (the exported
+#: network), ``int8`` (its INT8 copy, ``NAME.int8.onnx``).
 BUNDLED_SHA256: dict[str, dict[str, str]] = {
     # BEGIN PINS (written by scripts/bundle_model.py)
     "fer2013": {
         "safetensors": "158c21f07bbd67cc311bc52c5055671a3ab752db51955f2ca4104fbebcf58fde",
         "onnx": "9453f7e08cdb0ba4892332d4614aca16b76bd675377fefbdc6e467ef0f73d77a",
+        "int8": "458cbfc99ce79d6ead775e4366783ae1504d58bdf1492284fdf986a59fce40ad",
     },
     "ferplus": {
         "safetensors": "abd63ec3260d06797bfd065819c141a729f4164d0ba6e8b36cef2a93817275c9",
         "onnx": "45020616df8a048e44b12930f661bf1a0abdeefa59274dd698eb624b2d0b2a5f",
+        "int8": "3dda4074800bfd0d611cd964fd0046d0bb62b05d08297406dacb4375ad1637fe",
     },
     # END PINS
 }
@@ -33,4 +36,4 @@ def pinned_hashes(path: str | Path) -> dict[str, str] | None:
     path = Path(path)
     if path.resolve().parent != Path(HERE).resolve():
         return None
-    return BUNDLED_SHA256.get(path.stem, {})
+    return BUNDLED_SHA256.get(path.name.split(".", 1)[0], {})    # NAME.onnx, NAME.int8.onnx -> NAME

@@ -32,7 +32,7 @@
   // ---- texts ----
   const TEXT = {
     en: {
-      offline: "offline", online: "live", connecting: "connecting…", language: "Language",
+      offline: "offline", online: "live", connecting: "connecting…", camera_off: "camera off", language: "Language",
       live: "Live camera", image: "Image", start: "Start camera", stop: "Stop", mirror: "Mirror",
       camera_hint: "Your camera stays on this device; frames go only to this server.",
       drop: "Choose or drop an image (JPEG, PNG, WebP, GIF, TIFF, BMP)", probabilities: "Expression", assistant: "Assistant",
@@ -61,7 +61,7 @@
       },
     },
     vi: {
-      offline: "ngoại tuyến", online: "trực tiếp", connecting: "đang kết nối…", language: "Ngôn ngữ",
+      offline: "ngoại tuyến", online: "trực tiếp", connecting: "đang kết nối…", camera_off: "camera tắt", language: "Ngôn ngữ",
       live: "Camera trực tiếp", image: "Ảnh", start: "Bật camera", stop: "Dừng", mirror: "Lật gương",
       camera_hint: "Camera của bạn chỉ ở trên thiết bị này; khung hình chỉ gửi tới máy chủ này.",
       drop: "Chọn hoặc thả một ảnh (JPEG, PNG, WebP, GIF, TIFF, BMP)", probabilities: "Biểu cảm", assistant: "Trợ lý",
@@ -331,7 +331,7 @@
   els.tabImage.addEventListener("click", () => showTab(false));
 
   // ---- live camera + WebSocket ----
-  let connKind = "offline";
+  let connKind = "camera_off";   // no camera, no stream; "offline" is a lost connection while the camera runs
   let stream = null, ws = null, inFlight = 0, sentAt = 0, lastSend = 0, reconnectDelay = 500, running = false;
   const grab = document.createElement("canvas");
   const answerTimes = [];
@@ -374,7 +374,7 @@
     els.start.disabled = false;
     els.stop.disabled = true;
     if (ws) { ws.onclose = null; ws.close(); ws = null; }
-    setConn("offline");
+    setConn("camera_off");
     drawFaces(els.overlay, [], 0, 0, false);
   }
   els.start.addEventListener("click", startCamera);
@@ -398,7 +398,7 @@
       if (msg.type === "error") { inFlight = 0; setMsg(els.liveMsg, msg.message, true); }
     };
     ws.onclose = () => {
-      setConn("offline");
+      setConn(running ? "offline" : "camera_off");
       ws = null;
       if (running) { setTimeout(connect, reconnectDelay); reconnectDelay = Math.min(8000, reconnectDelay * 2); }
     };
@@ -477,7 +477,7 @@
       const data = await r.json().catch(() => ({}));
       if (!r.ok) {
         const err = data.error || {};
-        setMsg(els.imageMsg, (err.message || ("HTTP " + r.status)) + " (" + r.status + ")", true);
+        refused(url, (err.message || ("HTTP " + r.status)) + " (" + r.status + ")");
         return;
       }
       setModel(data.model);
@@ -488,8 +488,16 @@
       setMsg(els.imageMsg, (data.faces.length ? t("faces")(data.faces.length) : t("no_face")) +
         " · " + Math.round(data.timings_ms.total) + " ms");
     } catch (e) {
-      setMsg(els.imageMsg, String(e), true);
+      refused(url, String(e));
     }
+  }
+  // a refused or failed upload: no picture (it may not be one), no result, only the message
+  function refused(url, message) {
+    els.imageView.hidden = true;
+    els.still.removeAttribute("src");
+    URL.revokeObjectURL(url);
+    showUpload(null);
+    setMsg(els.imageMsg, message, true);
   }
   // shows an upload's answer: boxes and labels, one list entry per face, the JSON, the followed face's bars
   function showUpload(data) {
@@ -497,7 +505,7 @@
     els.faceList.textContent = "";
     els.imageResult.hidden = !data;
     if (jsonUrl) { URL.revokeObjectURL(jsonUrl); jsonUrl = null; }
-    if (!data) { renderBars(null); showFollow(null); return; }
+    if (!data) { drawFaces(els.stillOverlay, [], 0, 0, false); renderBars(null); showFollow(null); return; }
     const faces = data.faces || [];
     const sel = follow.upload >= 0 && follow.upload < faces.length ? follow.upload : -1;
     drawFaces(els.stillOverlay, faces, data.width, data.height, false, sel);

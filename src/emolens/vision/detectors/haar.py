@@ -19,9 +19,9 @@ class HaarDetector(FaceDetector):
     default_min_score = 0.0
 
     def __init__(self, min_score: float | None = None, max_side: int = DEFAULT_MAX_SIDE, min_face: int = 20,
-                 threads: int | None = None, cascade: str = "haarcascade_frontalface_default.xml",
+                 threads: int | None = None, first_pass: int = 0, cascade: str = "haarcascade_frontalface_default.xml",
                  scale_factor: float = 1.1, min_neighbors: int = 5):
-        super().__init__(min_score, max_side, min_face, threads)
+        super().__init__(min_score, max_side, min_face, threads, first_pass)
         import cv2
 
         folder = getattr(getattr(cv2, "data", None), "haarcascades", "")

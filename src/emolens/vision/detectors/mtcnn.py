@@ -16,8 +16,8 @@ class MtcnnDetector(FaceDetector):
     default_min_score = 0.9
 
     def __init__(self, min_score: float | None = None, max_side: int = DEFAULT_MAX_SIDE, min_face: int = 20,
-                 threads: int | None = None):
-        super().__init__(min_score, max_side, min_face, threads)
+                 threads: int | None = None, first_pass: int = 0):
+        super().__init__(min_score, max_side, min_face, threads, first_pass)
         import warnings
 
         with warnings.catch_warnings():

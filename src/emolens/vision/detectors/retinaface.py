@@ -26,10 +26,11 @@ MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)
                    description="RetinaFace MobileNet-0.25 on ONNX Runtime; 5 landmarks; fast (default)")
 class RetinaFaceDetector(FaceDetector):
     default_min_score = 0.75
+    gives_hints = True
 
     def __init__(self, min_score: float | None = None, max_side: int = DEFAULT_MAX_SIDE, min_face: int = 12,
-                 threads: int | None = None, nms_threshold: float = 0.4):
-        super().__init__(min_score, max_side, min_face, threads)
+                 threads: int | None = None, nms_threshold: float = 0.4, first_pass: int = 0):
+        super().__init__(min_score, max_side, min_face, threads, first_pass)
         import onnxruntime as ort
         from retinaface.weights import WEIGHTS
 
@@ -71,7 +72,10 @@ class RetinaFaceDetector(FaceDetector):
         anchors = self.anchors(h, w)
         if len(anchors) != len(loc):
             raise RuntimeError(f"retinaface: {len(loc)} outputs for {len(anchors)} anchors at {w}x{h}")
-        keep = np.flatnonzero(conf[:, 1] >= self.min_score)
+        # candidates down to the hint score (faint faces tell a first pass it is unsure); the base
+        # class keeps those at min_score as faces (NMS never lets a weaker box remove a stronger one)
+        threshold = min(self.min_score, self.hint_score)
+        keep = np.flatnonzero(conf[:, 1] >= threshold)
         if keep.size == 0:
             return []
         a, loc, scores, marks = anchors[keep], loc[keep], conf[keep, 1], marks[keep].reshape(-1, 5, 2)
@@ -80,5 +84,5 @@ class RetinaFaceDetector(FaceDetector):
         boxes = np.hstack([centre - size / 2, centre + size / 2])
         points = a[:, None, :2] + marks * CENTRE_VARIANCE * a[:, None, 2:]
         xywh = np.hstack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
-        chosen = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), self.min_score, self.nms_threshold)
+        chosen = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), threshold, self.nms_threshold)
         return [Detection(tuple(boxes[i].tolist()), float(scores[i]), points[i]) for i in np.ravel(chosen)]
