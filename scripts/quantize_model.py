@@ -12,7 +12,9 @@ weights, MinMax activation ranges) calibrated on ``--faces`` faces drawn (seed 0
 agreement of the INT8 network with the float one, and the accuracy of each (also with flip TTA).
 ``precision="auto"`` (the Recognizer's default) runs the INT8 file only where that parity holds
 (agreement >= 99%, accuracy within 0.3 points). Re-run it whenever the float ONNX file changes:
-the spec records the float file's sha256 (``source_sha256``), which the tests check.
+the spec records the float file's sha256 (``source_sha256``), which the tests check. When only the
+calibration changes (``emolens calibrate``), ``--parity-only`` measures the parity again with it and
+leaves the INT8 file as it is.
 """
 
 from __future__ import annotations
@@ -72,8 +74,19 @@ def main() -> None:
     p.add_argument("--ferplus", help="FER+ votes file, for models trained on FER+ labels")
     p.add_argument("--split", default="PublicTest", help="the split parity is measured on (default PublicTest)")
     p.add_argument("--faces", type=int, default=512, help="calibration faces drawn from Training (default 512)")
+    p.add_argument("--parity-only", dest="parity_only", action="store_true",
+                   help="keep the INT8 file; measure its parity again with the spec's current calibration")
     a = p.parse_args()
     weights = resolve_weights(a.model)
+    if a.parity_only:
+        spec = read_spec(weights)
+        if not spec.int8.get("file"):
+            raise SystemExit(f"{weights}: ships no INT8 copy to measure (run without --parity-only first)")
+        spec.int8["parity"] = parity(weights, load_dataset(a.data, ferplus=a.ferplus).split(a.split, "test"))
+        write_spec(spec, weights)
+        card_with_int8_row(weights)
+        report(spec)
+        return
     float_onnx, spec = onnx_bytes(weights)
     if not spec.onnx.get("file"):
         raise SystemExit(f"{weights}: ships no ONNX file to quantise (bundle it first: scripts/bundle_model.py)")
@@ -96,8 +109,13 @@ def main() -> None:
     spec.int8["parity"] = parity(weights, ds.split(a.split, "test"))
     write_spec(spec, weights)
     card_with_int8_row(weights)
+    print(f"wrote {target} ({target.stat().st_size / 1e6:.2f} MB)")
+    report(spec)
+
+
+def report(spec) -> None:
     q = spec.int8["parity"]
-    print(f"wrote {target} ({target.stat().st_size / 1e6:.2f} MB); {q['split']} n={q['n']}: agreement "
+    print(f"{q['split']} n={q['n']}: agreement "
           f"{q['agreement']:.2%} (flip {q['flip_agreement']:.2%}), accuracy float {q['accuracy_float']:.2%} "
           f"-> int8 {q['accuracy_int8']:.2%} (flip {q['flip_accuracy_float']:.2%} -> {q['flip_accuracy_int8']:.2%}); "
           f"parity {'holds: the default (precision auto)' if parity_holds(spec.int8) else 'FAILS: auto stays float'}")
