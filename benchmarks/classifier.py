@@ -6,8 +6,10 @@ Prints the median time per call for a single face and per face in batches, for O
 and for eager torch (the baseline), measured in the same run, and their ratios; the last columns
 are ONNX Runtime with flip test-time augmentation (two views) and ten-crop (ten views, models that
 see crops of the face), and ONNX Runtime without the spec's calibration (`raw`, the output before
-calibration existed) with what the calibration costs. Target: one face in at most 2 ms on one core
-through ONNX Runtime, one pass.
+calibration existed) with what the calibration costs; and the INT8 network (``precision="int8"``,
+``NAME.int8.onnx``, the default where its parity holds) with its speed-up over the float one.
+Target: one face in at most 2 ms on one core through ONNX Runtime, one pass; the comparison with
+the ``fer`` package's classifier is benchmarks/targets.py.
 """
 
 from __future__ import annotations
@@ -50,11 +52,13 @@ def main() -> None:
     rng = np.random.default_rng(0)
     print(f"threads={args.threads}  repeat={args.repeat}  torch {torch.__version__}")
     print(f"{'model':<10} {'batch':>5} {'onnx ms/face':>13} {'torch ms/face':>14} {'speed-up':>9} {'onnx+flip TTA':>14} "
-          f"{'onnx+ten-crop':>14} {'onnx raw':>9} {'calibration cost':>17}")
+          f"{'onnx+ten-crop':>14} {'onnx raw':>9} {'calibration cost':>17} {'int8 ms/face':>13} {'int8 speed-up':>14}")
     for name in models:
         onnx = load_classifier(name, backend="onnx", threads=args.threads)
         raw = load_classifier(name, backend="onnx", threads=args.threads, raw=True)   # without the spec's calibration
         eager = load_classifier(name, backend="torch")
+        int8 = load_classifier(name, threads=args.threads, precision="auto")
+        int8 = int8 if int8.precision == "int8" else None
         for batch in (1, 5, 32):
             faces = rng.integers(0, 256, (batch, 48, 48), dtype=np.uint8)
             t_onnx = median_ms(lambda: onnx.predict_proba(faces, tta=False), args.repeat) / batch
@@ -64,8 +68,10 @@ def main() -> None:
             ten = "-"
             if onnx.spec.preprocess.model_size < onnx.spec.preprocess.input_size:
                 ten = f"{median_ms(lambda: onnx.predict_proba(faces, tta='ten_crop'), args.repeat // 3) / batch:.3f}"
+            t_int8 = median_ms(lambda: int8.predict_proba(faces, tta=False), args.repeat) / batch if int8 else None
+            q = f"{t_int8:>13.3f} {t_onnx / t_int8:>13.1f}x" if t_int8 else f"{'-':>13} {'-':>14}"
             print(f"{onnx.name:<10} {batch:>5} {t_onnx:>13.3f} {t_torch:>14.3f} {t_torch / t_onnx:>8.1f}x {t_tta:>14.3f} "
-                  f"{ten:>14} {t_raw:>9.3f} {t_onnx / t_raw - 1:>+16.1%}")
+                  f"{ten:>14} {t_raw:>9.3f} {t_onnx / t_raw - 1:>+16.1%} {q}")
 
 
 if __name__ == "__main__":

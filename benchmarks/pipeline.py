@@ -308,13 +308,17 @@ def main() -> None:
     weights, model_note = model_for_timing(args.model)
 
     model_note += "; flip TTA on (two forward passes per face)" if args.tta else "; no TTA (one forward pass per face)"
+    model_note += "; precision auto (the INT8 network where its parity holds, as for the bundled models)"
     env = environment()
     rows = []
     for threads in args.threads:
         rows += measure(weights, args.detector, threads, args.repeat, args.max_side, args.tta)
     text = table(rows)
     print(env)
+    from emolens.vision.detection_size import FIRST_PASS
+
     side = f", max_side {args.max_side}" if args.max_side is not None else ""
+    side += f", two passes ({FIRST_PASS} px first, max_side when unsure)"
     print(f"model: {model_note}; detector: {args.detector}{side}; median of {args.repeat} runs")
     print(text)
     one = next(r for r in rows if r["threads"] == 1 and r["faces"] == 1) if 1 in args.threads else None

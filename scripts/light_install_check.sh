@@ -61,6 +61,11 @@ grep -q "ferplus .*(default)" "$WORK/models.txt" && grep -q "need torch" "$WORK/
 echo "emolens models lists the bundled models without torch"
 "$WORK/light/bin/emolens" predict "$PHOTO" | tee "$WORK/predict.txt"
 grep -q "face 1 .* happy" "$WORK/predict.txt" || fail "emolens predict did not find the happy face"
+"$WORK/light/bin/emolens" predict "$PHOTO" --precision int8 > "$WORK/predict-int8.txt" 2>&1 \
+  && grep -q "face 1 .* happy" "$WORK/predict-int8.txt" || fail "emolens predict --precision int8: $(cat "$WORK/predict-int8.txt")"
+"$LP" -c "from emolens import Recognizer; p = Recognizer().info()['precision']; assert p == 'int8', p" \
+  || fail "the light install's default Recognizer does not run the INT8 network"
+echo "the light install runs the INT8 networks (the default) without torch or onnx"
 
 site_size() { du -sm "$("$1" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" | cut -f1; }
 first_prediction() {   # seconds from interpreter start to the first prediction, median of 3 fresh runs

@@ -120,8 +120,8 @@ def cmd_models(args) -> int:
     for name in bundled_names():
         spec = read_spec(bundled_path(name))
         mark = " (default)" if name == DEFAULT_MODEL else ""
-        print(f"  {name:<14} {spec.arch:<12} {len(spec.classes)} classes  {metrics_text(spec.reported_metrics())}{mark}; "
-              f"{describe_int8(spec.int8)}")
+        print(f"  {name:<14} {spec.arch:<12} {len(spec.classes)} classes  {metrics_text(spec.reported_metrics())}; "
+              f"{describe_int8(spec.int8)}{mark}")
     try:
         import torch  # noqa: F401  (the architectures register themselves as torch modules)
     except ImportError:
