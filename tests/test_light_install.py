@@ -63,7 +63,7 @@ def run_without(packages: tuple[str, ...], *args: str) -> subprocess.CompletedPr
 def test_the_parser_registers_exactly_the_static_command_list_in_order():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert list(sub.choices) == [c.name for c in COMMANDS]
-    assert {c.extra for c in COMMANDS} == {None, "train", "serve"}
+    assert {c.extra for c in COMMANDS} == {None, "train", "serve", "cluster"}
 
 
 def test_help_lists_every_command_without_torch_and_imports_none_of_the_extras():
