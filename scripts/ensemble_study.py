@@ -43,7 +43,7 @@ def ensemble_row(models: list[str], data: str, ferplus: str | None, objective: s
     return {"k": len(models), "equal": res["uniform"].accuracy, "equal_f1": res["uniform"].macro_f1,
             "tuned_in": res["tuned"].accuracy, "tuned_out": res["tuned_out_of_sample"].accuracy,
             "tuned_out_f1": res["tuned_out_of_sample"].macro_f1, "weights": spec.tuned["weights"],
-            "ships": res["decision"].ships, "reason": res["decision"].reason, "summary": res["summary"]}
+            "member_raw": [m.accuracy for m in res["members"]], "ships": res["decision"].ships, "reason": res["decision"].reason, "summary": res["summary"]}
 
 
 def pct(x: float) -> str:
@@ -75,12 +75,15 @@ def plot(path: Path, name: str, members: list[dict], ensembles: list[dict]) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # the soft vote averages the members' raw probabilities: the curve starts at the first member's raw
+    # accuracy, and the line below it is the best raw member so far
+    raw = ensembles[-1]["member_raw"]
     ks = [1] + [e["k"] for e in ensembles]
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.plot(ks, [100 * members[0]["acc1"]] + [100 * e["equal"] for e in ensembles], "o-", label="equal weights")
-    ax.plot(ks, [100 * members[0]["acc1"]] + [100 * e["tuned_out"] for e in ensembles], "s--",
+    ax.plot(ks, [100 * raw[0]] + [100 * e["equal"] for e in ensembles], "o-", label="equal weights")
+    ax.plot(ks, [100 * raw[0]] + [100 * e["tuned_out"] for e in ensembles], "s--",
             label="tuned weights, out of sample")
-    ax.plot(ks, [100 * max(m["acc1"] for m in members[:k]) for k in ks], ":", color="grey", label="best member so far")
+    ax.plot(ks, [100 * max(raw[:k]) for k in ks], ":", color="grey", label="best member so far (raw)")
     ax.set_xticks(ks)
     ax.set_xlabel("members (in the order of the study table)")
     ax.set_ylabel("PublicTest accuracy, one pass (%)")
@@ -104,7 +107,12 @@ def main() -> None:
     p.add_argument("--out", type=Path, help="write the markdown tables here")
     p.add_argument("--plot", type=Path, help="write the accuracy-as-members-are-added plot here")
     p.add_argument("--json", type=Path, help="write every number here")
+    p.add_argument("--replot", type=Path, help="only draw --plot again from this --json file")
     a = p.parse_args()
+    if a.replot:
+        saved = json.loads(a.replot.read_text())
+        plot(a.plot, a.name, saved["members"], saved["ensembles"])
+        return
     members = [member_row(m, a.data, a.ferplus, a.ood) for m in a.member]
     ensembles = [ensemble_row(a.member[:k], a.data, a.ferplus, a.objective) for k in range(2, len(a.member) + 1)]
     for e in ensembles:
