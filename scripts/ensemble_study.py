@@ -24,6 +24,7 @@ import numpy as np
 
 from emolens.evaluation.ensemble import tune_ensemble
 from emolens.evaluation.evaluate import evaluate
+from operating_point_study import ood_metrics     # CK+ dev 7-way (flip) and JAFFE dev (pipeline), one owner
 
 
 def member_row(model: str, data: str, ferplus: str | None, ood: Path | None) -> dict:
@@ -33,8 +34,8 @@ def member_row(model: str, data: str, ferplus: str | None, ood: Path | None) -> 
     if ferplus:
         row["contempt_flip"] = flip.per_class.get("contempt", {}).get("recall", float("nan"))
     if ood is not None:
-        row["ck"] = evaluate(model, [str(ood / "ckplus48")], classes="fer2013", tta="flip").accuracy
-        row["jaffe"] = evaluate(model, [str(ood / "jaffe")], classes="fer2013", tta="none", detect=True).accuracy
+        ood_row = ood_metrics(model, ood)
+        row["ck"], row["jaffe"] = ood_row["ck"], ood_row["jaffe"]
     return row
 
 
