@@ -76,7 +76,7 @@ def calibration_section(name: str, data, ferplus, fit_options: str = "") -> str:
 The spec stores a calibration that every probability emolens gives out goes through (Python API,
 `predict`, `video`, `webcam`, `serve`, `evaluate`; ONNX Runtime and torch alike):
 `softmax((logits x scale + bias) / T)`, fitted on PublicTest (the validation split, one pass) by
-`emolens calibrate --model {name} --data {data}{votes}{fit_options}`. `--raw` (CLI) or `raw=True` (Python) gives the network's
+`emolens calibrate --model {name} --data {data}{votes}{' ' + fit_options.strip() if fit_options.strip() else ''}`. `--raw` (CLI) or `raw=True` (Python) gives the network's
 own softmax back. Shipped: **{cal.steps()}**.
 
 - vector scaling (one factor per class, negative log-likelihood): {scale}

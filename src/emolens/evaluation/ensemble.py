@@ -123,8 +123,8 @@ def tune_ensemble(models: Sequence[str | Path], data, ferplus=None, classes=None
     part = ds.split(split, "val")
     part = part.in_model_order(classes0, clfs[0].name)
     probs = []
-    for clf in clfs:
-        p = clf.predict_proba(part.images)
+    for clf in clfs:  # one pass each: the packed soft vote sees one view; TTA applies to the whole vote
+        p = clf.predict_proba(part.images, tta="none")
         probs.append(p[:, [clf.classes.index(c) for c in classes0]])
     tuned_weights = tune_weights(probs, part.labels, objective)
     uniform = np.full(len(probs), 1.0 / len(probs))

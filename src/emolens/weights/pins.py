@@ -19,6 +19,11 @@ BUNDLED_SHA256: dict[str, dict[str, str]] = {
         "onnx": "9453f7e08cdb0ba4892332d4614aca16b76bd675377fefbdc6e467ef0f73d77a",
         "int8": "458cbfc99ce79d6ead775e4366783ae1504d58bdf1492284fdf986a59fce40ad",
     },
+    "ferplus-small": {
+        "safetensors": "434959c721e164f2a17b52564c075ee419145f0903a2a0850da772ed1643e882",
+        "onnx": "95b8bf53df787b3848feb5f020673b0cc0c4edf7338c78079ba84e6e60d98ff0",
+        "int8": "40880bbe24ceffb474b1e1b7d8425ec9bc2bef5bf7eb879cd9fcfefbe5a41562",
+    },
     "ferplus": {
         "safetensors": "abd63ec3260d06797bfd065819c141a729f4164d0ba6e8b36cef2a93817275c9",
         "onnx": "45020616df8a048e44b12930f661bf1a0abdeefa59274dd698eb624b2d0b2a5f",
