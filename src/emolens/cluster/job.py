@@ -25,7 +25,8 @@ from .sources import VIDEO
 BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} files [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 
 #: Images per task by default: their faces are classified in one batch (as ``emolens predict`` does).
-DEFAULT_CHUNK = 16
+#: Fewer tasks cost the scheduler less: on 2 workers 32 ran 15% more images a second than 16.
+DEFAULT_CHUNK = 32
 
 
 @dataclass
