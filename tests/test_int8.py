@@ -14,7 +14,8 @@ from emolens.errors import ModelError
 from emolens.files import sha256_of
 from emolens.models.weights import read_spec, write_spec
 from emolens.runtime import load_classifier
-from emolens.runtime.quantize import MAX_ACCURACY_GAP, MIN_AGREEMENT, choose_precision, parity_holds, quantize_int8
+from emolens.runtime.quantize import (MAX_ACCURACY_GAP, MIN_AGREEMENT, choose_precision, parity_holds, pools_in_uint8,
+                                      quantize_int8)
 from emolens.weights import HERE, bundled_names, bundled_path
 from emolens.weights.pins import BUNDLED_SHA256
 
@@ -89,6 +90,38 @@ def test_quantising_a_model_gives_an_int8_file_its_spec_names_and_auto_follows_p
     target.write_bytes(int8[:-1] + bytes([int8[-1] ^ 1]))                       # a damaged file is refused
     with pytest.raises(ModelError, match="checksum mismatch"):
         load_classifier(weights, precision="int8")
+
+
+def test_a_float_pool_before_a_quantisation_runs_in_uint8_with_the_same_outputs():
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    scale, zero = (helper.make_tensor(n, t, [], [v]) for n, t, v in (("s", TensorProto.FLOAT, 0.05),
+                                                                       ("z", TensorProto.UINT8, 3)))
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("QuantizeLinear", ["p", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8, 12, 12])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 8, 6, 6])],
+                              initializer=[scale, zero])
+    before = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    after = pools_in_uint8(before)
+    ops = [n.op_type for n in onnx.load_from_string(after).graph.node]
+    assert "MaxPool" not in ops and "NhwcMaxPool" in ops
+    assert pools_in_uint8(after) == after                                      # nothing left to rewrite
+    x = np.random.default_rng(0).normal(0, 3, (4, 8, 12, 12)).astype(np.float32)
+    y0, y1 = (ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0] for m in (before, after))
+    assert y0.shape == (4, 8, 6, 6) and np.array_equal(y0, y1) and np.unique(y0).size > 10
+
+
+@pytest.mark.parametrize("name", bundled_names())
+def test_no_bundled_int8_network_pools_in_float(name):
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(HERE / f"{name}.int8.onnx")).graph.node]
+    assert "MaxPool" not in ops
 
 
 def test_bad_precisions_are_one_line_errors():

@@ -17,17 +17,17 @@ BUNDLED_SHA256: dict[str, dict[str, str]] = {
     "fer2013": {
         "safetensors": "158c21f07bbd67cc311bc52c5055671a3ab752db51955f2ca4104fbebcf58fde",
         "onnx": "9453f7e08cdb0ba4892332d4614aca16b76bd675377fefbdc6e467ef0f73d77a",
-        "int8": "458cbfc99ce79d6ead775e4366783ae1504d58bdf1492284fdf986a59fce40ad",
+        "int8": "56348e72eabfe893f679b8e202e35de36eb3fd420dffd967d3d4feb9be982aa4",
     },
     "ferplus-small": {
         "safetensors": "434959c721e164f2a17b52564c075ee419145f0903a2a0850da772ed1643e882",
         "onnx": "95b8bf53df787b3848feb5f020673b0cc0c4edf7338c78079ba84e6e60d98ff0",
-        "int8": "40880bbe24ceffb474b1e1b7d8425ec9bc2bef5bf7eb879cd9fcfefbe5a41562",
+        "int8": "1f2ec25e6050900a13c120ed8193d0bf1a840401069751f6b41b765fcb5433da",
     },
     "ferplus": {
         "safetensors": "abd63ec3260d06797bfd065819c141a729f4164d0ba6e8b36cef2a93817275c9",
         "onnx": "45020616df8a048e44b12930f661bf1a0abdeefa59274dd698eb624b2d0b2a5f",
-        "int8": "3dda4074800bfd0d611cd964fd0046d0bb62b05d08297406dacb4375ad1637fe",
+        "int8": "b5337066c2968f4cba2a2d9fa48dd277ca54dfdf17814c1f5451d0839743496f",
     },
     # END PINS
 }
