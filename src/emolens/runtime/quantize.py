@@ -137,10 +137,9 @@ def pools_in_uint8(int8_onnx: bytes) -> bytes:
         for name in node.input:
             readers.setdefault(name, []).append(node)
     outputs = {o.name for o in model.graph.output}
-    rewritten, changed = [], False
-    skip: set[int] = set()
-    for i, node in enumerate(nodes):
-        if id(node) in skip:
+    rewritten, replaced = [], set()          # replaced: the QuantizeLinear nodes folded into a rewrite
+    for node in nodes:
+        if id(node) in replaced:
             continue
         after = readers.get(node.output[0], []) if node.output else []
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -158,12 +157,11 @@ def pools_in_uint8(int8_onnx: bytes) -> bytes:
                                        name=f"{node.name}_nhwc", **pool_attrs),
                       helper.make_node("Transpose", [f"{node.output[0]}_nhwc"], [quant.output[0]], perm=[0, 3, 1, 2],
                                        name=f"{node.name}_to_nchw")]
-        skip.add(id(quant))
-        changed = True
-    if not changed:
+        replaced.add(id(quant))      # it comes after the pooling (the graph is in topological order)
+    if not replaced:
         return int8_onnx
     del model.graph.node[:]
-    model.graph.node.extend(n for n in rewritten if id(n) not in skip)
+    model.graph.node.extend(rewritten)
     if not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     return model.SerializeToString()
