@@ -65,6 +65,31 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def count_multiply_adds(model: nn.Module, side: int, channels: int = 1) -> int:
+    """Multiply-adds of the convolutions and linear layers for one ``side`` x ``side`` face."""
+    import torch
+    from torch import nn
+
+    total = 0
+
+    def count(module, _inputs, output):
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1]
+            total += output.numel() * module.in_channels // module.groups * k
+        else:
+            total += module.in_features * module.out_features
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, channels, side, side))
+    finally:
+        for h in hooks:
+            h.remove()
+    return total
+
+
 def _load_builtin() -> None:
     from . import cnn  # noqa: F401  (registers the built-in architectures)
     from . import backbones, ensemble, hybrid  # noqa: F401  (the zoo: timm backbones, hybrid, ensembles)

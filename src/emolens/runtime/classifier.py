@@ -36,9 +36,15 @@ class Classifier:
     raw: bool = False
     precision: str = "float"  # the network it runs: float, or its INT8 copy (emolens.runtime.quantize)
 
+    _calibration: tuple = (None, None, None)  # (raw, the spec's dict, Calibration): built once, not per call
+
     @property
     def calibration(self) -> Calibration:
-        return Calibration() if self.raw else Calibration.from_dict(self.spec.calibration)
+        raw, source, built = self._calibration
+        if raw is not self.raw or source is not self.spec.calibration:
+            built = Calibration() if self.raw else Calibration.from_dict(self.spec.calibration)
+            self._calibration = (self.raw, self.spec.calibration, built)
+        return built
 
     @property
     def classes(self) -> list[str]:
@@ -67,8 +73,8 @@ class Classifier:
         side = self.input_size
         if faces.shape[1:] != (side, side):
             raise ModelError(f"{self.name}: faces must be {side}x{side}, got {faces.shape[1]}x{faces.shape[2]}")
-        cal = self.calibration
-        return softmax(cal.apply(self.view_logits(faces, tta))).mean(0)
+        probs = softmax(self.calibration.apply(self.view_logits(faces, tta)))
+        return probs[0] if len(probs) == 1 else probs.mean(0)
 
     def view_logits(self, faces: np.ndarray, tta: bool | str | None = None) -> np.ndarray:
         """The network's raw logits (V, N, C) for each test-time view of uint8 faces (N, H, W)."""
