@@ -63,7 +63,7 @@ if __name__ == "__main__":
     p.add_argument("--ferplus", help="averaged models: FER+ votes for --data")
     p.add_argument("--split", default="PublicTest", help="averaged models: the split it is measured on")
     p.add_argument("--selection", default="", help="averaged models: what the split chose (the card's Data section)")
-    p.add_argument("--version", default="1", help="averaged models: the model's version")
+    p.add_argument("--version", default="1", help="the model's version (bump it when a bundled name gets new weights)")
     p.add_argument("--trained-on", help="hardware description (default: this machine)")
     p.add_argument("--notes", default="")
     p.add_argument("--tta", default="flip", help="evaluate's default test-time augmentation for this model: "
@@ -95,7 +95,8 @@ if __name__ == "__main__":
     else:
         if not a.command:
             p.error("a run needs --command (the training command written in the card)")
-        out = bundle(a.source, dest, docs, a.name, a.command, a.trained_on, a.notes, tta=a.tta, speed=a.speed)
+        out = bundle(a.source, dest, docs, a.name, a.command, a.trained_on, a.notes, tta=a.tta, speed=a.speed,
+                     version=a.version)
         print(f"bundled {out}")
     if dest.resolve() != WEIGHTS.resolve():
         raise SystemExit(0)   # not a bundled model: nothing to pin

@@ -153,7 +153,8 @@ def _teacher_line(cfg: dict) -> str:
 
 
 def bundle(run_dir: str | Path, dest_dir: str | Path, docs_dir: str | Path, name: str, command: str,
-           trained_on: str | None = None, notes: str = "", tta: str = "flip", speed: str = "", parts=None) -> Path:
+           trained_on: str | None = None, notes: str = "", tta: str = "flip", speed: str = "", parts=None,
+           version: str = "1") -> Path:
     """Copy a finished run's weights to ``dest_dir/NAME.safetensors`` (+ spec), write the card ``NAME.md``
     there and its pictures (confusion matrix, curves) to ``docs_dir``. ``parts``: the run's training and
     validation faces (:func:`emolens.engine.train.prepare_data`), read again from its config when not given."""
@@ -182,7 +183,7 @@ def bundle(run_dir: str | Path, dest_dir: str | Path, docs_dir: str | Path, name
 - hardware: {trained_on or hardware()}"""
     return _write_card(model, spec, metrics, cfg, parts.val, Path(dest_dir), docs,
                        name, "emolens itself, `emolens train`", exported, training, notes, tta, speed, curves=True,
-                       train_split=parts.train.split_names[0], held_out=parts.held_out)
+                       version=version, train_split=parts.train.split_names[0], held_out=parts.held_out)
 
 
 def _measured_on(data, ferplus: str | None, spec: ModelSpec, split: str):

@@ -20,9 +20,9 @@ BUNDLED_SHA256: dict[str, dict[str, str]] = {
         "int8": "56348e72eabfe893f679b8e202e35de36eb3fd420dffd967d3d4feb9be982aa4",
     },
     "ferplus-small": {
-        "safetensors": "434959c721e164f2a17b52564c075ee419145f0903a2a0850da772ed1643e882",
-        "onnx": "95b8bf53df787b3848feb5f020673b0cc0c4edf7338c78079ba84e6e60d98ff0",
-        "int8": "1f2ec25e6050900a13c120ed8193d0bf1a840401069751f6b41b765fcb5433da",
+        "safetensors": "54bffd50ca569842a729718419181bba3cc588bb1ef4d4c7cafcf53e8b908d51",
+        "onnx": "46c803a75cb5a03cb59694505350a86217afcb43569d4d58055e80e1450fc08d",
+        "int8": "7b3fcd9af9d6fdb2b36d351f9c7267d41d8d17f57773f6f239fe14c35839cf9b",
     },
     "ferplus": {
         "safetensors": "abd63ec3260d06797bfd065819c141a729f4164d0ba6e8b36cef2a93817275c9",
