@@ -15,7 +15,9 @@ it). Rows:
   one pass) for reference. fer: ``FER(mtcnn=False).detect_emotions`` on the same frame (BGR).
 - classifier, one face: ``Recognizer().classifier.predict_proba`` on one aligned face, one pass,
   INT8 and float; fer: ``FER._classify_emotions`` on one 64x64 grey face (its mini-Xception,
-  TensorFlow Lite, the model fer runs by default).
+  TensorFlow Lite, the model fer runs by default). For reference, the default's INT8 network alone
+  (``classifier.logits`` on the face already cropped and normalised: the ONNX Runtime call without
+  emolens' preprocessing, calibration and softmax), the share of the row that the network costs.
 - classifier, the fast model: the same for ``--fast-model`` (default ``ferplus-small``, the bundled
   network at 4/7 of the default's width, where it is bundled), INT8 where its parity holds.
 - video: ``Recognizer().tracker()`` (detect every 8th frame at 320 px, faces tracked between) on
@@ -190,6 +192,7 @@ def main() -> None:
     dets = rec.detector.detect(frame)
     assert len(dets) == 1, f"expected one face, found {len(dets)}"
     crop = rec.pipeline.crops(frame, dets)[:1]
+    prepared = rec.classifier.spec.preprocess.views(crop, "none")[0]
     clip = moving_face_clip(48)
     fast = (emolens.Recognizer(model=args.fast_model, threads=1).classifier
             if args.fast_model in bundled_names() else None)
@@ -197,6 +200,8 @@ def main() -> None:
         "still frame, defaults": lambda n: timed(lambda: rec.predict(frame), n),
         "still frame, before issue 27 (float, RetinaFace 480 one pass)": lambda n: timed(lambda: before.predict(frame), n),
         "classifier, one face, INT8 (default)": lambda n: timed(lambda: rec.classifier.predict_proba(crop, tta=False), 5 * n),
+        "classifier, one face, network alone (INT8 ONNX Runtime call; reference)":
+            lambda n: timed(lambda: rec.classifier.logits(prepared), 5 * n),
         "classifier, one face, float": lambda n: timed(lambda: floats.classifier.predict_proba(crop, tta=False), 5 * n),
         **({f"classifier, one face, `{fast.name}` {fast.precision.upper() if fast.precision == 'int8' else fast.precision} "
             "(the fast model)": lambda n: timed(lambda: fast.predict_proba(crop, tta=False), 5 * n)} if fast else {}),

@@ -92,6 +92,28 @@ def test_quantising_a_model_gives_an_int8_file_its_spec_names_and_auto_follows_p
         load_classifier(weights, precision="int8")
 
 
+def test_each_member_of_a_packed_ensemble_keeps_its_first_convolution_and_head_float(tiny_model, tmp_path):
+    import onnx
+
+    from emolens.models.ensemble import build_soft_vote
+    from emolens.models.weights import load_model, save_model
+    from emolens.runtime.onnx_model import ship_onnx
+    from emolens.runtime.quantize import end_layers
+
+    member = load_model(tiny_model)
+    packed, spec = build_soft_vote([member, member], [0.5, 0.5], "pair")
+    weights = save_model(packed, spec, tmp_path / "pair.safetensors")
+    path = ship_onnx(weights, packed, spec)
+    graph, kept = onnx.load(str(path)), end_layers(path)
+    convs = [n.name for n in graph.graph.node if n.op_type == "Conv"]
+    heads = [n.name for n in graph.graph.node if n.op_type in ("Gemm", "MatMul")]
+    for k in (0, 1):                                 # each member: its first convolution and every head layer
+        mine = [c for c in convs if c.startswith(f"/members.{k}/")]
+        assert mine[0] in kept and not set(mine[1:]) & set(kept)
+        assert {h for h in heads if h.startswith(f"/members.{k}/")} <= set(kept)
+    assert len(kept) == 2 + len(heads)
+
+
 def test_a_float_pool_before_a_quantisation_runs_in_uint8_with_the_same_outputs():
     import onnx
     import onnxruntime as ort

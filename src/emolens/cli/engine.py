@@ -117,10 +117,12 @@ def cmd_models(args) -> int:
     from ..weights import DEFAULT_MODEL, bundled_names, bundled_path
 
     print("bundled models (use with --model NAME):")
-    for name in bundled_names():
+    names = bundled_names()
+    width = max(map(len, names), default=0)
+    for name in names:
         spec = read_spec(bundled_path(name))
         mark = " (default)" if name == DEFAULT_MODEL else ""
-        print(f"  {name:<14} {spec.arch:<12} {len(spec.classes)} classes  {metrics_text(spec.reported_metrics())}; "
+        print(f"  {name:<{width}} {spec.arch:<8} {len(spec.classes)} classes  {metrics_text(spec.reported_metrics())}; "
               f"{describe_int8(spec.int8)}{mark}")
     try:
         import torch  # noqa: F401  (the architectures register themselves as torch modules)

@@ -14,10 +14,20 @@ from pathlib import Path
 #: network), ``int8`` (its INT8 copy, ``NAME.int8.onnx``).
 BUNDLED_SHA256: dict[str, dict[str, str]] = {
     # BEGIN PINS (written by scripts/bundle_model.py)
+    "fer2013-ensemble": {
+        "safetensors": "b7663e96401b3817c3ea8c1afd914efa322b5f9dd68797d39c00d978497c009d",
+        "onnx": "2231fc9ad8d0960d6e2f3cc1df0dd6800d0cd0b3e9ee5d2da3c84b58194da86f",
+        "int8": "08d7f06df13fe4d41af31ac937fb3ee251ca7dc309ced132c63c3c11339ac32d",
+    },
     "fer2013": {
         "safetensors": "158c21f07bbd67cc311bc52c5055671a3ab752db51955f2ca4104fbebcf58fde",
         "onnx": "9453f7e08cdb0ba4892332d4614aca16b76bd675377fefbdc6e467ef0f73d77a",
         "int8": "56348e72eabfe893f679b8e202e35de36eb3fd420dffd967d3d4feb9be982aa4",
+    },
+    "ferplus-ensemble": {
+        "safetensors": "5a0532bdc34b351ab4bac1a0335160234786c60320187ca6c82e7120b83c7495",
+        "onnx": "8f4af8c38ce247d716cc646d0a04085c426cdda5cb56793bbbdee9bbe655b563",
+        "int8": "b9ab9d107552bd7edb0016d75723880763e8bd646e7aabd3e363c672f80995e6",
     },
     "ferplus-small": {
         "safetensors": "54bffd50ca569842a729718419181bba3cc588bb1ef4d4c7cafcf53e8b908d51",
