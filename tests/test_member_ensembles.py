@@ -1,7 +1,8 @@
 """The ensembles of emolens members (issue 24): members/fer2013-ensemble.ensemble.yaml and
 members/ferplus-ensemble.ensemble.yaml, each a soft vote of at least four networks trained by
-emolens, of more than one architecture, each member with its recipe, weights and card; weights
-chosen by the out-of-sample rule; run by path like any model."""
+emolens, diverse by seed, label set or architecture, seed 002's ResNet-SE in at least one of them,
+each member with its recipe, weights and card; weights chosen by the out-of-sample rule; run by
+path like any model (and bundled by name: tests/test_int8.py, tests/test_light_install.py)."""
 
 from __future__ import annotations
 
@@ -22,24 +23,35 @@ ENSEMBLES = {"fer2013-ensemble": FER2013_CLASSES, "ferplus-ensemble": FERPLUS_CL
 
 
 @pytest.mark.parametrize("name", sorted(ENSEMBLES))
-def test_each_spec_has_four_members_of_two_architectures_with_recipes_and_cards(name):
+def test_each_spec_has_four_diverse_members_with_recipes_and_cards(name):
     spec = EnsembleSpec.load(MEMBERS / f"{name}.ensemble.yaml")
     assert spec.name == name and len(spec.members) >= 4
-    archs = set()
+    archs, recipes, hashes = set(), set(), set()
     for member in spec.members:
         weights = resolve_member(member.model, MEMBERS)
         mspec = read_spec(weights)
         assert list(mspec.classes) == list(ENSEMBLES[name])
         archs.add(mspec.arch)
+        hashes.add(mspec.sha256)
+        recipes.add(weights.stem)
         assert weights.with_suffix(".md").is_file()                    # its model card
         if weights.parent == MEMBERS:                                   # not a bundled model: its recipe
             assert (REPO / "configs" / "members" / f"{weights.stem}.yaml").is_file()
-    assert {"vgg_fer", "se_resnet"} <= archs
+    assert len(hashes) == len(recipes) == len(spec.members)                 # no member twice
+    assert "vgg_fer" in archs
     # the weights are the ones the out-of-sample rule stores: tuned when they ship, else equal
     tuned = spec.tuned
     assert tuned["split"] == "PublicTest" and "accuracy_out_of_sample" in tuned
     given = [m.weight for m in spec.members]
     assert given == (tuned["weights"] if tuned["ships"] else [1 / len(given)] * len(given))
+
+
+def test_seed_002s_resnet_se_votes_in_at_least_one_ensemble():
+    voting = set()
+    for name in ENSEMBLES:
+        spec = EnsembleSpec.load(MEMBERS / f"{name}.ensemble.yaml")
+        voting |= {read_spec(resolve_member(m.model, MEMBERS)).arch for m in spec.members if m.weight >= 0.05}
+    assert "se_resnet" in voting
 
 
 def test_an_ensemble_spec_runs_by_path_in_the_python_api():
