@@ -117,8 +117,8 @@ def end_layers(path: Path) -> list[str]:
 
     networks: dict[str, list] = {}
     for node in onnx.load(str(path)).graph.node:
-        member = re.match(r"/members\.(\d+)/", node.name)
-        networks.setdefault(member.group(0) if member else "", []).append(node)
+        member = re.match(r"/members\.\d+/", node.name)          # the prefix of a packed member's nodes
+        networks.setdefault(member.group() if member else "", []).append(node)
     keep = []
     for nodes in networks.values():
         convs = [i for i, n in enumerate(nodes) if n.op_type == "Conv"]
