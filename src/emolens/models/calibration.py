@@ -51,17 +51,21 @@ class Calibration:
             (["operating point"] if self.logit_bias and any(self.logit_bias) else [])
         return " + ".join(parts) or "no post-hoc step"
 
-    def apply(self, logits: np.ndarray) -> np.ndarray:
-        """Calibrated logits: (logits x scale + bias) / T."""
-        z = np.asarray(logits, dtype=np.float32)
-        if self.scale:
-            z = z * np.asarray(self.scale, dtype=np.float32)
-        if self.logit_bias:
-            z = z + np.asarray(self.logit_bias, dtype=np.float32)
-        return z / np.float32(self.temperature)
+    def apply(self, logits: np.ndarray, affine: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Calibrated logits: (logits x scale + bias) / T, as ``logits x a + b`` with ``(a, b) =``
+        :meth:`affine` (pass it when applying the same calibration many times)."""
+        a, b = affine or self.affine()
+        return np.asarray(logits, dtype=np.float32) * a + b
+
+    def affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(a, b)``, float32, with ``apply(z) == z x a + b``: ``a = scale / T``, ``b = bias / T``."""
+        t = np.float32(self.temperature)
+        a = np.asarray(self.scale or [1.0], dtype=np.float32) / t
+        b = np.asarray(self.logit_bias or [0.0], dtype=np.float32) / t
+        return a, b
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    e /= e.sum(axis=-1, keepdims=True)
+    return e.astype(np.float32, copy=False)

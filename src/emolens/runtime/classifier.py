@@ -36,15 +36,19 @@ class Classifier:
     raw: bool = False
     precision: str = "float"  # the network it runs: float, or its INT8 copy (emolens.runtime.quantize)
 
-    _calibration: tuple = (None, None, None)  # (raw, the spec's dict, Calibration): built once, not per call
+    _calibration: tuple = (None, None, None, None)  # (raw, the spec's dict, Calibration, its affine): once, not per call
 
     @property
     def calibration(self) -> Calibration:
-        raw, source, built = self._calibration
+        return self._built_calibration()[0]
+
+    def _built_calibration(self) -> tuple[Calibration, tuple[np.ndarray, np.ndarray]]:
+        raw, source, built, affine = self._calibration
         if raw is not self.raw or source is not self.spec.calibration:
             built = Calibration() if self.raw else Calibration.from_dict(self.spec.calibration)
-            self._calibration = (self.raw, self.spec.calibration, built)
-        return built
+            affine = built.affine()
+            self._calibration = (self.raw, self.spec.calibration, built, affine)
+        return built, affine
 
     @property
     def classes(self) -> list[str]:
@@ -73,7 +77,8 @@ class Classifier:
         side = self.input_size
         if faces.shape[1:] != (side, side):
             raise ModelError(f"{self.name}: faces must be {side}x{side}, got {faces.shape[1]}x{faces.shape[2]}")
-        probs = softmax(self.calibration.apply(self.view_logits(faces, tta)))
+        calibration, affine = self._built_calibration()
+        probs = softmax(calibration.apply(self.view_logits(faces, tta), affine))
         return probs[0] if len(probs) == 1 else probs.mean(0)
 
     def view_logits(self, faces: np.ndarray, tta: bool | str | None = None) -> np.ndarray:
