@@ -1,6 +1,6 @@
 """Write a channel-pruned copy of a vgg_fer model (its spec beside it), to fine-tune from.
 
-    python scripts/prune_model.py ferplus --widths 24 32 64 128 --out ../runs/prune/ferplus-w24.safetensors
+    python scripts/prune_model.py members/ferplus_v1.safetensors --widths 24 32 64 128 --out ../runs/prune/ferplus-w24.safetensors
 
 Keeps, per convolution, the channels whose batch norm has the largest absolute scale
 (:mod:`emolens.models.prune`); the spec says which model it was cut from and carries no metrics or

@@ -1,4 +1,5 @@
-"""Channel pruning of the bundled VGG-style network (emolens.models.prune, scripts/prune_model.py)."""
+"""Channel pruning of the VGG-style network (emolens.models.prune, scripts/prune_model.py), on the one that
+ferplus-small and ferplus v2 were cut from: members/ferplus_v1 (the bundled default until version 2)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from emolens.models.resolve import resolve_weights
 from emolens.models.weights import load_model, read_spec
 
 REPO = Path(__file__).resolve().parents[1]
+V1 = REPO / "members" / "ferplus_v1.safetensors"
 
 
 @pytest.fixture(scope="module")
 def ferplus():
-    return load_model(resolve_weights("ferplus"))
+    return load_model(resolve_weights(str(V1)))
 
 
 def _builder(spec):
@@ -66,7 +68,7 @@ def test_refuses_what_it_cannot_prune(ferplus):
 
 def test_script_writes_a_starting_point_that_loads_whole(tmp_path):
     out = tmp_path / "w24.safetensors"
-    run = subprocess.run([sys.executable, str(REPO / "scripts" / "prune_model.py"), "ferplus", "--widths", "24", "32",
+    run = subprocess.run([sys.executable, str(REPO / "scripts" / "prune_model.py"), str(V1), "--widths", "24", "32",
                           "64", "128", "--out", str(out)], capture_output=True, text=True, cwd=REPO)
     assert run.returncode == 0, run.stderr
     assert "58.5 M multiply-adds" in run.stdout and "20.5 M multiply-adds" in run.stdout

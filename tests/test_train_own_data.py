@@ -45,7 +45,7 @@ def test_the_default_network_is_the_bundled_models():
     assert cfg.model_options == {k: v for k, v in spec.options.items() if k != "input_size"}
     model = create_model(cfg.model, num_classes=8, input_size=cfg.augment.crop, **cfg.model_options)
     assert count_parameters(model) == count_parameters(bundled)
-    assert 0.9e6 < count_parameters(model) < 1.0e6
+    assert count_parameters(model) == 706_512                 # ferplus version 2: widths 24-192
     # another architecture takes its own defaults, not the recipe's vgg_fer options
     assert TrainConfig(data=["x"], model="se_resnet").validate().model_options == {}
 
@@ -111,7 +111,7 @@ def test_pretrained_weights_of_another_architecture_are_refused(folder, tmp_path
     assert main(["train", "--data", str(folder), *flags, *FAST, "--epochs", "1", "--out", str(tmp_path)]) == 2
     err = capfd.readouterr().err.strip()
     assert err.startswith("emolens: error: pretrained ferplus: only ") and "\n" not in err
-    assert "the file holds vgg_fer {'widths': [28, 56, 112, 224]" in err
+    assert "the file holds vgg_fer {'widths': [24, 48, 96, 192]" in err
     if "model_options={}" in flags:
         assert "only 5 of the network's 62 tensors load" in err and "the network is vgg_fer (29.90 M parameters)" in err
     else:

@@ -6,7 +6,7 @@ with the matching input channels of the next layer (the next convolution, or the
 linear layer after global pooling). The copy is then fine-tuned (``pretrained: FILE`` in a training
 config, usually with the original as ``teacher``); pruning alone loses accuracy.
 
-    python scripts/prune_model.py ferplus --widths 24 32 64 128 --out ../runs/prune/ferplus-w24.safetensors
+    python scripts/prune_model.py members/ferplus_v1.safetensors --widths 24 32 64 128 --out ../runs/prune/ferplus-w24.safetensors
 """
 
 from __future__ import annotations

@@ -35,9 +35,9 @@ BUNDLED_SHA256: dict[str, dict[str, str]] = {
         "int8": "7b3fcd9af9d6fdb2b36d351f9c7267d41d8d17f57773f6f239fe14c35839cf9b",
     },
     "ferplus": {
-        "safetensors": "abd63ec3260d06797bfd065819c141a729f4164d0ba6e8b36cef2a93817275c9",
-        "onnx": "45020616df8a048e44b12930f661bf1a0abdeefa59274dd698eb624b2d0b2a5f",
-        "int8": "b5337066c2968f4cba2a2d9fa48dd277ca54dfdf17814c1f5451d0839743496f",
+        "safetensors": "5ad6efddd44b0c50559be6572af9c53452dca69bfade2b3567ee25eabf6b16d0",
+        "onnx": "a096c77807ab3d37cdab1c0ce5c1c5df1b9677259a3c384c539e5246b9d9458f",
+        "int8": "166df59328e6a8e24ff30420eb9af1aabd2605e4cb049eee98ac6f5118cbc129",
     },
     # END PINS
 }
