@@ -1,5 +1,5 @@
 """Channel pruning of the VGG-style network (emolens.models.prune, scripts/prune_model.py), on the one that
-ferplus-small and ferplus v2 were cut from: members/ferplus_v1 (the bundled default until version 2)."""
+ferplus-small was cut from: members/ferplus_v1 (the bundled default until version 2)."""
 
 from __future__ import annotations
 
