@@ -31,7 +31,7 @@ def judged_table(cal: Calibration) -> str:
     the faces that have a Training twin), flip TTA and one pass, with the ship rule's verdict."""
     oos = cal.out_of_sample
     rows = ["| step | in sample, flip / one pass | out of sample, flip / one pass | out of sample without twins, flip | "
-            "macro-F1 flip: in / out of sample | ECE one pass: in / out of sample | ship rule (flip TTA, out of sample) |",
+            "macro-F1 flip: in / out of sample | ECE one pass: in / out of sample | ship rule (one pass and flip TTA, out of sample) |",
             "|---|---|---|---|---|---|---|"]
     for st in oos["stages"]:
         i, o, t = st["in_sample"], st["out_of_sample"], st["out_of_sample_without_twins"]
@@ -91,7 +91,8 @@ itself, so `calibrate` also fits each step on one of two fixed stratified halves
 (seed 24) and scores it on the other, both ways, pooled over the whole split ("out of sample");
 also without the PublicTest faces that have a Training twin (pHash within 4 bits,
 {oos_twins(cal)} faces here). A step ships only if, out of sample, it wins on accuracy or macro-F1 and
-loses no more than 0.3 points of the other, each step against the last one that shipped:
+loses no more than 0.3 points of the other, each step against the last one that shipped, both in one
+pass (what the recognition pipeline runs) and with flip TTA (what `evaluate` runs):
 
 {judged_table(cal)}
 
@@ -152,7 +153,7 @@ def main() -> None:
     block = f"{START}\n{calibration_section(a.name, a.data, a.ferplus, a.fit_options)}\n{beyond_section(a.name, a.ood)}{END}\n"
     if START in text:
         head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1].lstrip("\n")
+        text = head + block + "\n" + rest.split(END, 1)[1].lstrip("\n")
     else:
         head, tail = text.split("## Training", 1)
         text = head + block + "\n## Training" + tail

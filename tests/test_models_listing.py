@@ -11,6 +11,9 @@ import pytest
 import emolens
 from emolens.cli import main
 from emolens.cli.engine import metrics_text
+from emolens.models.calibration import Calibration
+from emolens.models.weights import read_spec
+from emolens.weights import bundled_path
 
 from conftest import REPO, make_tiny_model, synthetic_faces, write_fer_csv
 
@@ -30,8 +33,9 @@ def test_models_lists_the_readme_numbers(capsys):
     for name, (flip, one) in readme_headline().items():
         line = next(line for line in out.splitlines() if line.strip().startswith(name + " "))
         oos_flip, oos_one = outside[name]
-        assert (f"accuracy {one} one pass, {flip} flip TTA (PublicTest, validation; as shipped: vector scaling + "
-                f"temperature; out of sample {oos_one} / {oos_flip})") in line, line
+        steps = Calibration.from_dict(read_spec(bundled_path(name)).calibration).steps()   # e.g. "temperature"
+        assert (f"accuracy {one} one pass, {flip} flip TTA (PublicTest, validation; as shipped: {steps}; "
+                f"out of sample {oos_one} / {oos_flip})") in line, line
 
 
 def test_info_and_v1_models_give_the_shipped_metrics_and_raw_the_raw_ones():

@@ -146,9 +146,32 @@ def test_a_real_bias_ships_and_noise_does_not():
     clean, _ = _logits(1200, 1, shift=0.0)
     _, y2 = _logits(1200, 1, shift=0.0)
     noise = np.random.default_rng(5).normal(0, 1, clean.shape).astype(np.float32)   # logits that know nothing
-    report = judge_stages({"none": noise}, y2, prior, halves(y2), np.zeros(len(y2), bool), "none", 24)
+    # (balanced accuracy: macro-F1 on logits that know nothing jumps by chance, so a step on them can
+    # win it by a hair; a real bias wins by points, as above and as the bundled ferplus's does)
+    report = judge_stages({"none": noise}, y2, prior, halves(y2), np.zeros(len(y2), bool), "none", 24,
+                          objective="balanced_accuracy")
     assert report.shipped.name in (RAW, TEMPERATURE)
     assert all(not s.decision.ships for s in report.stages if s.name in (SCALED, OPERATING_POINT))
+
+
+def test_a_step_ships_only_if_it_wins_in_every_mode_it_is_judged_on():
+    """One pass (the pipeline) and the model's TTA (evaluate): a bias that the one-pass logits have
+    and the TTA views do not is fixed in one mode and made in the other, so it does not ship."""
+    prior = np.array([0.6, 0.39, 0.01])
+    views, y = _logits(1200, 0, shift=2.5)
+    fair = views.copy()
+    fair[..., 2] += 2.5                                   # the TTA views do not under-call class 2
+    both = {"none": views, "flip": fair}
+    alone = judge_stages(both, y, prior, halves(y), np.zeros(len(y), bool), "none", 24, max_accuracy_drop=0.01)
+    assert alone.shipped.name == OPERATING_POINT
+    report = judge_stages(both, y, prior, halves(y), np.zeros(len(y), bool), ("none", "flip"), 24,
+                          max_accuracy_drop=0.01)
+    op = report.stages[-1]
+    assert op.name == OPERATING_POINT and not op.decision.ships
+    assert op.out_of_sample["none"].accuracy > op.out_of_sample["flip"].accuracy + 0.03
+    assert "one pass: ships" in op.decision.reason and "flip TTA: does not ship" in op.decision.reason
+    assert report.shipped.name == TEMPERATURE and report.to_dict()["decided_on"] == ["none", "flip"]
+    assert "ship rule (one pass and flip TTA" in report.table()
 
 
 def test_twins_are_left_out_of_the_last_numbers():

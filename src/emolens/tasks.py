@@ -87,7 +87,7 @@ class CalibrateResult:
 @names_missing_extras
 def calibrate(model: str | Path = "default", data=(), ferplus=None, split: str | None = None,
               prior_split: str | None = None, operating_point: bool = True, max_accuracy_drop: float = 0.005,
-              objective: str = "balanced_accuracy", min_accuracy: float | None = None,
+              objective: str = "macro_f1", min_accuracy: float | None = None,
               out: str | Path | None = None, plot: str | Path | None = None,
               ship_rule: bool = True) -> CalibrateResult:
     """Fit a model's calibration and operating point on a validation split, judge each step out of

@@ -321,7 +321,7 @@ def register(sub) -> None:
                    help="fit the vector scaling and temperature only (no per-class logit adjustment)")
     c.add_argument("--max-accuracy-drop", dest="max_accuracy_drop", type=float, default=0.005,
                    help="the operating point may cost at most this much validation accuracy")
-    c.add_argument("--objective", default="balanced_accuracy", choices=["balanced_accuracy", "macro_f1"],
+    c.add_argument("--objective", default="macro_f1", choices=["balanced_accuracy", "macro_f1"],
                    help="what the operating point maximises on the validation split")
     c.add_argument("--min-accuracy", dest="min_accuracy", type=float, default=None,
                    help="the operating point keeps validation accuracy at least this (a fraction)")

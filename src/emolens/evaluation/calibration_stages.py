@@ -4,13 +4,16 @@
 scaling and the temperature; and on top of those the per-class operating point. Each is fitted on
 the whole split (in sample, what ships) and cross-fitted on its two fixed halves
 (:mod:`emolens.evaluation.out_of_sample`, out of sample, what it is judged by). A step ships only
-if it passes the ship rule against the last step that shipped before it; the spec then stores
-the last step that shipped (or the raw network, when none did).
+if it passes the ship rule against the last step that shipped before it, in every test-time
+augmentation mode it is judged on (one pass, what the recognition pipeline runs, and the model's
+own TTA, what ``emolens evaluate`` runs: a step that wins in one and loses in the other does not
+ship); the spec then stores the last step that shipped (or the raw network, when none did).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -57,7 +60,7 @@ class StageReport:
 
     stages: list[StageResult]
     shipped: StageResult
-    decided_on: str                       # the TTA mode the rule was applied to
+    decided_on: tuple[str, ...]           # the TTA modes the rule was applied to (a step ships if it passes in each)
     halves: tuple[int, int]               # faces per half
     twins: int                            # faces with a Training twin, left out of the last columns
     seed: int
@@ -67,7 +70,7 @@ class StageReport:
         return {"protocol": f"cross-fitted on two fixed stratified halves (seed {self.seed}, {self.halves[0]} + "
                             f"{self.halves[1]} faces), pooled; {self.twins} faces with a Training twin left out "
                             "of out_of_sample_without_twins",
-                "decided_on": self.decided_on, "shipped": self.shipped.name,
+                "decided_on": list(self.decided_on), "shipped": self.shipped.name,
                 "stages": [s.to_dict() for s in self.stages]}
 
     def table(self) -> str:
@@ -85,9 +88,22 @@ class StageReport:
                 lines.append(f"{st.name:<30} {cells}{ece}")
         verdicts = [f"  {st.name}: {st.decision.reason}" for st in self.stages if st.decision is not None]
         lines = [line.rstrip() for line in lines]
-        return "\n".join(lines + [f"ship rule ({'one pass' if self.decided_on == 'none' else self.decided_on + ' TTA'}, "
+        return "\n".join(lines + [f"ship rule ({' and '.join(_mode_name(m) for m in self.decided_on)}, "
                                    "out of sample, each step against the last one that shipped):"]
                          + verdicts + [f"ships: {self.shipped.name}"])
+
+
+def _mode_name(mode: str) -> str:
+    return "one pass" if mode == "none" else f"{mode} TTA"
+
+
+def _decision(per_mode: dict[str, ShipDecision]) -> ShipDecision:
+    """One verdict from the rule's verdict in each TTA mode: ships only if it ships in all."""
+    if len(per_mode) == 1:
+        return next(iter(per_mode.values()))
+    ships = all(d.ships for d in per_mode.values())
+    reasons = "; ".join(f"{_mode_name(m)}: {d.reason}" for m, d in per_mode.items())
+    return ShipDecision(ships, f"{'ships' if ships else 'does not ship'} ({reasons})")
 
 
 def _probs(cal: Calibration, views: np.ndarray) -> np.ndarray:
@@ -96,11 +112,13 @@ def _probs(cal: Calibration, views: np.ndarray) -> np.ndarray:
 
 
 def judge_stages(view_logits: dict[str, np.ndarray], labels: np.ndarray, prior: np.ndarray | None,
-                 folds: tuple[np.ndarray, np.ndarray], twin: np.ndarray, decide_on: str, seed: int,
+                 folds: tuple[np.ndarray, np.ndarray], twin: np.ndarray, decide_on: str | Sequence[str], seed: int,
                  operating_point: bool = True, **fit_options) -> StageReport:
     """Fit every step on the one-pass logits (``view_logits["none"]``, (1, N, C)), in sample and
     cross-fitted over ``folds``; score each TTA mode of ``view_logits`` ((V, N, C) per mode) and
-    apply the ship rule on ``decide_on``, each step against the last one that shipped."""
+    apply the ship rule in each mode of ``decide_on`` (one or several), each step against the last
+    one that shipped; a step ships only if it passes in every one of them."""
+    modes = (decide_on,) if isinstance(decide_on, str) else tuple(decide_on)
     one_pass = np.asarray(view_logits["none"][0], dtype=np.float32)
     labels = np.asarray(labels)
     n_classes = one_pass.shape[1]
@@ -127,10 +145,11 @@ def judge_stages(view_logits: dict[str, np.ndarray], labels: np.ndarray, prior: 
         opts = {**fit_options, **options}
         st = result(name, calibrate(one_pass, labels, prior, **opts),
                     lambda rows, opts=opts: calibrate(one_pass[rows], labels[rows], prior, **opts))
-        before, after = shipped.out_of_sample[decide_on], st.out_of_sample[decide_on]
-        st.decision = (ship_decision_by_ece(before, after, shipped.ece_out, st.ece_out) if name == TEMPERATURE
-                       else ship_decision(before, after))
+        st.decision = _decision({
+            m: (ship_decision_by_ece(shipped.out_of_sample[m], st.out_of_sample[m], shipped.ece_out, st.ece_out)
+                if name == TEMPERATURE else ship_decision(shipped.out_of_sample[m], st.out_of_sample[m]))
+            for m in modes})
         if st.decision.ships:
             shipped = st
         stages.append(st)
-    return StageReport(stages, shipped, decide_on, (len(folds[0]), len(folds[1])), int((~kept).sum()), seed)
+    return StageReport(stages, shipped, modes, (len(folds[0]), len(folds[1])), int((~kept).sum()), seed)
