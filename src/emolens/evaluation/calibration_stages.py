@@ -78,7 +78,7 @@ class StageReport:
         step, then the ship rule's verdict on each step."""
         lines = []
         for mode in self.stages[0].in_sample:
-            lines.append(f"{'one pass' if mode == 'none' else mode + ' TTA':<30} {'in sample':<16} {'out of sample':<16} "
+            lines.append(f"{_mode_name(mode):<30} {'in sample':<16} {'out of sample':<16} "
                          f"{'out of sample, no twins':<24} {'ECE':<4}")
             lines.append(f"{'':<30} " + f"{'accuracy':<9} {'F1':<6} " * 3 + f"{'in':<6}out")
             for st in self.stages:
@@ -124,17 +124,21 @@ def judge_stages(view_logits: dict[str, np.ndarray], labels: np.ndarray, prior: 
     n_classes = one_pass.shape[1]
     kept = ~np.asarray(twin, dtype=bool)
 
+    all_modes = list(view_logits)
+
     def result(name: str, cal_all: Calibration, fit) -> StageResult:
+        # one cross-fit (one fit per fold) scores every mode: (N, modes, C) pooled probabilities
+        pooled = cross_fit(fit, lambda cal, rows: np.stack([_probs(cal, view_logits[m][:, rows]) for m in all_modes],
+                                                           axis=1), folds)
         inside, outside, clean = {}, {}, {}
-        for mode, views in view_logits.items():
-            inside[mode] = score(labels, _probs(cal_all, views).argmax(1), n_classes)
-            pooled = cross_fit(fit, lambda cal, rows: _probs(cal, views[:, rows]), folds).argmax(1)
-            outside[mode] = score(labels, pooled, n_classes)
-            clean[mode] = score(labels[kept], pooled[kept], n_classes)
-        pooled_one = cross_fit(fit, lambda cal, rows: _probs(cal, view_logits["none"][:, rows]), folds)
+        for i, mode in enumerate(all_modes):
+            inside[mode] = score(labels, _probs(cal_all, view_logits[mode]).argmax(1), n_classes)
+            predicted = pooled[:, i].argmax(1)
+            outside[mode] = score(labels, predicted, n_classes)
+            clean[mode] = score(labels[kept], predicted[kept], n_classes)
         return StageResult(name, cal_all, inside, outside, clean,
                            expected_calibration_error(_probs(cal_all, view_logits["none"]), labels),
-                           expected_calibration_error(pooled_one, labels))
+                           expected_calibration_error(pooled[:, all_modes.index("none")], labels))
 
     raw = Calibration()
     stages = [result(RAW, raw, lambda rows: raw)]
