@@ -51,7 +51,7 @@ def test_info_and_v1_models_give_the_shipped_metrics_and_raw_the_raw_ones():
     with TestClient(create_app(ServeSettings()), base_url="http://127.0.0.1") as client:
         assert client.get("/v1/models").json()["loaded"]["metrics"] == info
     raw = emolens.Recognizer(raw=True).info()["metrics"]
-    assert not raw["calibrated"] and f"{raw['accuracy']:.2%}" == "84.38%"      # the card's raw network row
+    assert not raw["calibrated"] and f"{raw['accuracy']:.2%}" == "84.89%"      # the card's raw network row
 
 
 def test_calibrate_stores_what_users_then_get(tmp_path):

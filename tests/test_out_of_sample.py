@@ -139,6 +139,9 @@ def test_a_real_bias_ships_and_noise_does_not():
     oos = report.shipped.out_of_sample["none"]
     raw = report.stages[0].out_of_sample["none"]
     assert oos.macro_f1 > raw.macro_f1 + 0.05                                # the fix holds on unseen faces
+    assert oos.recall[2] > raw.recall[2] + 0.3                               # ... where it was meant to: the rare class
+    predicted = views[0].argmax(1)
+    assert raw.recall == tuple((predicted[y == c] == c).mean() for c in range(3))
     for st in report.stages[1:]:
         assert st.decision is not None and st.decision.reason
     # the raw network needs no fitting: in sample and out of sample are the same faces, same numbers
@@ -174,6 +177,19 @@ def test_a_step_ships_only_if_it_wins_in_every_mode_it_is_judged_on():
     assert "ship rule (one pass and flip TTA" in report.table()
 
 
+def test_the_recall_table_names_each_class_and_an_absent_class_has_no_recall():
+    views, y = _logits(600, 4, shift=2.5)
+    y[y == 1] = 0                                          # class 1 has no face here
+    report = judge_stages({"none": views}, y, np.array([0.6, 0.39, 0.01]), halves(y), np.zeros(len(y), bool),
+                          "none", 24, classes=("calm", "glad", "rare"))
+    raw = report.stages[0].out_of_sample["none"]
+    assert np.isnan(raw.recall[1]) and raw.to_dict()["recall"][1] is None
+    header, *rows = report.recall_table()
+    assert header.split()[-3:] == ["calm", "glad", "rare"] and len(rows) == len(report.stages)
+    assert rows[0].split()[-3:] == [f"{raw.recall[0]:.0%}", "-", f"{raw.recall[2]:.0%}"]
+    assert report.to_dict()["classes"] == ["calm", "glad", "rare"]
+
+
 def test_twins_are_left_out_of_the_last_numbers():
     views, y = _logits(400, 2, shift=0.0)
     twin = np.zeros(len(y), bool)
@@ -198,6 +214,9 @@ def test_calibrate_prints_both_numbers_and_stores_only_what_ships(tmp_path, caps
     stored = json.loads(out.with_suffix(".json").read_text())["calibration"]
     oos = stored["out_of_sample"]
     assert oos["stored"] == oos["shipped"] and f"ships: {oos['shipped']}" in text
+    assert "recall per class, out of sample" in text
+    recall = stored["metrics"]["recall_out_of_sample"]                       # each class's, as shipped, out of sample
+    assert list(recall) == oos["classes"] and all(r is None or 0 <= r <= 1 for r in recall.values())
     verdicts = {s["name"]: s.get("ships") for s in oos["stages"]}
     if not verdicts[OPERATING_POINT]:
         assert not any(stored["logit_bias"])                                 # a step that failed is not stored
@@ -206,3 +225,15 @@ def test_calibrate_prints_both_numbers_and_stores_only_what_ships(tmp_path, caps
     assert main(["calibrate", "--model", str(model), "--data", str(csv), "--out", str(forced), "--no-ship-rule"]) == 0
     forced_cal = json.loads(forced.with_suffix(".json").read_text())["calibration"]
     assert forced_cal["out_of_sample"]["stored"] == OPERATING_POINT and forced_cal["scale"]
+
+
+def test_every_entry_point_fits_the_operating_point_for_the_same_objective():
+    import inspect
+
+    from emolens import tasks
+    from emolens.cli import build_parser
+    from emolens.evaluation.calibration import DEFAULT_OBJECTIVE, OBJECTIVES
+
+    args = build_parser().parse_args(["calibrate", "--model", "m", "--data", "d"])
+    assert args.objective == DEFAULT_OBJECTIVE in OBJECTIVES
+    assert inspect.signature(tasks.calibrate).parameters["objective"].default == DEFAULT_OBJECTIVE

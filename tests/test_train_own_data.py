@@ -45,7 +45,7 @@ def test_the_default_network_is_the_bundled_models():
     assert cfg.model_options == {k: v for k, v in spec.options.items() if k != "input_size"}
     model = create_model(cfg.model, num_classes=8, input_size=cfg.augment.crop, **cfg.model_options)
     assert count_parameters(model) == count_parameters(bundled)
-    assert count_parameters(model) == 706_512                 # ferplus version 2: widths 24-192
+    assert count_parameters(model) == 706_512                 # ferplus versions 2 and 3: widths 24-192
     # another architecture takes its own defaults, not the recipe's vgg_fer options
     assert TrainConfig(data=["x"], model="se_resnet").validate().model_options == {}
 

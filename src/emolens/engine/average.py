@@ -233,6 +233,8 @@ def _run_summary(run: Path) -> str:
              f"label smoothing {cfg.get('label_smoothing')}"]
     if cfg.get("teacher"):
         parts.append(f"teacher {cfg['teacher']} ({cfg.get('teacher_tta', 'flip')}) x {cfg.get('soft_label_weight')}")
+    if cfg.get("logit_adjust"):
+        parts.append(f"logit-adjusted loss tau {cfg['logit_adjust']}")
     parts.append(f"seed {cfg.get('seed')}")
     metrics = run / "metrics.json"
     if metrics.exists():

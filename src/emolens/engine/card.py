@@ -145,6 +145,11 @@ def _initial_weights(pretrained) -> str:
     return f"`{pretrained}`"
 
 
+def _logit_adjust_text(cfg: dict) -> str:
+    tau = cfg.get("logit_adjust") or 0
+    return f", logit-adjusted loss (tau {tau} x log training prior)" if tau else ""
+
+
 def _teacher_line(cfg: dict) -> str:
     if not cfg.get("teacher"):
         return ""
@@ -177,7 +182,7 @@ def bundle(run_dir: str | Path, dest_dir: str | Path, docs_dir: str | Path, name
     exported += f" (validation: {parts.how})"
     training = f"""- command: `{command}`
 - initial weights: {_initial_weights(cfg.get('pretrained'))}{_teacher_line(cfg)}
-- epochs: {metrics.get('epochs')} ({cfg['optimizer']}, lr {cfg['lr']}, {cfg['schedule']} schedule, batch {cfg['batch_size']}, label smoothing {cfg['label_smoothing']}, soft-label weight {cfg.get('soft_label_weight', 0)}, balance {cfg['balance']}, {cfg['precision']})
+- epochs: {metrics.get('epochs')} ({cfg['optimizer']}, lr {cfg['lr']}, {cfg['schedule']} schedule, batch {cfg['batch_size']}, label smoothing {cfg['label_smoothing']}, soft-label weight {cfg.get('soft_label_weight', 0)}, balance {cfg['balance']}{_logit_adjust_text(cfg)}, {cfg['precision']})
 - augmentation: {', '.join(f'{k} {v}' for k, v in cfg['augment'].items())}
 - wall time: {duration(metrics.get('train_seconds', 0))}
 - hardware: {trained_on or hardware()}"""

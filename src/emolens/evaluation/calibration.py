@@ -76,10 +76,11 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 OBJECTIVES = ("balanced_accuracy", "macro_f1")
+DEFAULT_OBJECTIVE = "macro_f1"     # what the operating point maximises unless told (the CLI and tasks.calibrate say the same)
 
 
 def fit_operating_point(logits: np.ndarray, labels: np.ndarray, prior: np.ndarray, max_accuracy_drop: float = 0.005,
-                        objective: str = "macro_f1", min_accuracy: float | None = None,
+                        objective: str = DEFAULT_OBJECTIVE, min_accuracy: float | None = None,
                         grid: np.ndarray | None = None, sweeps: int = 3) -> np.ndarray:
     """Per-class strengths tau (bias_c = -tau_c log prior_c) that maximise ``objective`` on these
     validation logits while accuracy stays within ``max_accuracy_drop`` of the raw argmax's (and at
@@ -131,7 +132,7 @@ def fit_operating_point(logits: np.ndarray, labels: np.ndarray, prior: np.ndarra
 
 
 def calibrate(logits: np.ndarray, labels: np.ndarray, prior: np.ndarray | None = None, fitted_on: str = "",
-              operating_point: bool = True, max_accuracy_drop: float = 0.005, objective: str = "macro_f1",
+              operating_point: bool = True, max_accuracy_drop: float = 0.005, objective: str = DEFAULT_OBJECTIVE,
               min_accuracy: float | None = None, vector_scaling: bool = True) -> Calibration:
     """Fit vector scaling (when ``vector_scaling``), then the operating point on the scaled logits
     (when ``operating_point`` and a prior is given; the argmax is decided there), then the temperature."""
@@ -202,7 +203,7 @@ def plot_reliability(path: str | Path, curves: dict[str, tuple[np.ndarray, np.nd
 
 def calibrate_model(model, data, ferplus=None, split: str | None = None, prior_split: str | None = None,
                     operating_point: bool = True, max_accuracy_drop: float = 0.005, out=None, plot=None,
-                    backend: str = "onnx", objective: str = "macro_f1", min_accuracy: float | None = None,
+                    backend: str = "onnx", objective: str = DEFAULT_OBJECTIVE, min_accuracy: float | None = None,
                     ship_rule: bool = True):
     """Fit ``model``'s calibration (and operating point) on ``split`` of ``data``, judge every step
     out of sample (:mod:`emolens.evaluation.calibration_stages`) and store in the model's spec the
@@ -236,7 +237,7 @@ def calibrate_model(model, data, ferplus=None, split: str | None = None, prior_s
     own = tta_mode(clf.spec.tta)      # judged in one pass (the pipeline) and in the model's own TTA (evaluate)
     decide_on = ("none", own) if own in views and own != "none" else ("none",)
     report = judge_stages(views, val.labels, prior, halves(val.labels, HALVES_SEED), has_twin(val.images, train.images),
-                          decide_on, HALVES_SEED, operating_point=operating_point,
+                          decide_on, HALVES_SEED, operating_point=operating_point, classes=clf.classes,
                           max_accuracy_drop=max_accuracy_drop, objective=objective, min_accuracy=min_accuracy)
     chosen = report.shipped if ship_rule else report.stages[-1]
     cal = chosen.calibration
@@ -250,6 +251,7 @@ def calibrate_model(model, data, ferplus=None, split: str | None = None, prior_s
         prefix = "" if mode == "none" else f"{mode}_"
         cal.metrics[f"{prefix}accuracy_out_of_sample"] = chosen.out_of_sample[mode].accuracy
         cal.metrics[f"{prefix}macro_f1_out_of_sample"] = chosen.out_of_sample[mode].macro_f1
+        cal.metrics[f"{prefix}recall_out_of_sample"] = dict(zip(clf.classes, chosen.out_of_sample[mode].to_dict()["recall"]))
     cal.out_of_sample = {**report.to_dict(), "stored": chosen.name}
     logits = views["none"][0]
     spec = json.loads(weights.with_suffix(".json").read_text())

@@ -64,13 +64,14 @@ class StageReport:
     halves: tuple[int, int]               # faces per half
     twins: int                            # faces with a Training twin, left out of the last columns
     seed: int
+    classes: tuple[str, ...] = ()         # class names, for the recall table (default: class 0, 1, ...)
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"protocol": f"cross-fitted on two fixed stratified halves (seed {self.seed}, {self.halves[0]} + "
                             f"{self.halves[1]} faces), pooled; {self.twins} faces with a Training twin left out "
                             "of out_of_sample_without_twins",
-                "decided_on": list(self.decided_on), "shipped": self.shipped.name,
+                "decided_on": list(self.decided_on), "shipped": self.shipped.name, "classes": list(self.classes),
                 "stages": [s.to_dict() for s in self.stages]}
 
     def table(self) -> str:
@@ -86,11 +87,26 @@ class StageReport:
                                  for s in (st.in_sample, st.out_of_sample, st.without_twins))
                 ece = f" {st.ece_in:<6.3f}{st.ece_out:.3f}" if mode == "none" else ""
                 lines.append(f"{st.name:<30} {cells}{ece}")
+        lines += self.recall_table()
         verdicts = [f"  {st.name}: {st.decision.reason}" for st in self.stages if st.decision is not None]
         lines = [line.rstrip() for line in lines]
         return "\n".join(lines + [f"ship rule ({' and '.join(_mode_name(m) for m in self.decided_on)}, "
                                    "out of sample, each step against the last one that shipped):"]
                          + verdicts + [f"ships: {self.shipped.name}"])
+
+
+    def recall_table(self) -> list[str]:
+        """Each class's recall out of sample (cross-fitted, pooled), one row per step and TTA mode:
+        what a step does to the rare classes, which accuracy and macro-F1 hide."""
+        n = len(self.stages[0].out_of_sample["none"].recall)
+        names = self.classes or tuple(str(c) for c in range(n))
+        width = max(6, *(len(c) + 1 for c in names))
+        lines = ["recall per class, out of sample".ljust(40) + "".join(c.ljust(width) for c in names)]
+        for mode in self.stages[0].out_of_sample:
+            for st in self.stages:
+                cells = "".join(("-" if np.isnan(r) else f"{r:.0%}").ljust(width) for r in st.out_of_sample[mode].recall)
+                lines.append(f"{st.name + ', ' + _mode_name(mode):<40}{cells}")
+        return lines
 
 
 def _mode_name(mode: str) -> str:
@@ -113,11 +129,12 @@ def _probs(cal: Calibration, views: np.ndarray) -> np.ndarray:
 
 def judge_stages(view_logits: dict[str, np.ndarray], labels: np.ndarray, prior: np.ndarray | None,
                  folds: tuple[np.ndarray, np.ndarray], twin: np.ndarray, decide_on: str | Sequence[str], seed: int,
-                 operating_point: bool = True, **fit_options) -> StageReport:
+                 operating_point: bool = True, classes: Sequence[str] = (), **fit_options) -> StageReport:
     """Fit every step on the one-pass logits (``view_logits["none"]``, (1, N, C)), in sample and
     cross-fitted over ``folds``; score each TTA mode of ``view_logits`` ((V, N, C) per mode) and
     apply the ship rule in each mode of ``decide_on`` (one or several), each step against the last
-    one that shipped; a step ships only if it passes in every one of them."""
+    one that shipped; a step ships only if it passes in every one of them. ``classes`` names the
+    columns of the recall table."""
     modes = (decide_on,) if isinstance(decide_on, str) else tuple(decide_on)
     one_pass = np.asarray(view_logits["none"][0], dtype=np.float32)
     labels = np.asarray(labels)
@@ -156,4 +173,5 @@ def judge_stages(view_logits: dict[str, np.ndarray], labels: np.ndarray, prior: 
         if st.decision.ships:
             shipped = st
         stages.append(st)
-    return StageReport(stages, shipped, modes, (len(folds[0]), len(folds[1])), int((~kept).sum()), seed)
+    return StageReport(stages, shipped, modes, (len(folds[0]), len(folds[1])), int((~kept).sum()), seed,
+                       tuple(classes))

@@ -27,24 +27,32 @@ Step = TypeVar("Step")
 
 @dataclass(frozen=True)
 class Score:
-    """Accuracy and macro-F1 of one set of predictions."""
+    """Accuracy, macro-F1 and the recall of each class (in class order; NaN for a class with no
+    face here) of one set of predictions."""
 
     accuracy: float
     macro_f1: float
+    recall: tuple[float, ...] = ()
 
     def to_dict(self) -> dict:
-        return {"accuracy": self.accuracy, "macro_f1": self.macro_f1}
+        d = {"accuracy": self.accuracy, "macro_f1": self.macro_f1}
+        if self.recall:   # JSON has no NaN: a class with no face is null
+            d["recall"] = [None if np.isnan(r) else round(r, 4) for r in self.recall]
+        return d
 
 
 def score(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> Score:
-    """Accuracy and macro-F1 (over all ``n_classes``, absent ones counting 0) of class predictions."""
+    """Accuracy, macro-F1 (over all ``n_classes``, absent ones counting 0) and per-class recall of
+    class predictions."""
     from sklearn.metrics import f1_score
 
     labels, predicted = np.asarray(labels), np.asarray(predicted)
     if len(labels) == 0:
-        return Score(float("nan"), float("nan"))
+        return Score(float("nan"), float("nan"), (float("nan"),) * n_classes)
     f1 = f1_score(labels, predicted, labels=list(range(n_classes)), average="macro", zero_division=0)
-    return Score(float((labels == predicted).mean()), float(f1))
+    recall = tuple(float((predicted[labels == c] == c).mean()) if (labels == c).any() else float("nan")
+                   for c in range(n_classes))
+    return Score(float((labels == predicted).mean()), float(f1), recall)
 
 
 def cross_fit(fit: Callable[[np.ndarray], Step], apply: Callable[[Step, np.ndarray], np.ndarray],

@@ -35,9 +35,9 @@ BUNDLED_SHA256: dict[str, dict[str, str]] = {
         "int8": "7b3fcd9af9d6fdb2b36d351f9c7267d41d8d17f57773f6f239fe14c35839cf9b",
     },
     "ferplus": {
-        "safetensors": "5ad6efddd44b0c50559be6572af9c53452dca69bfade2b3567ee25eabf6b16d0",
-        "onnx": "a096c77807ab3d37cdab1c0ce5c1c5df1b9677259a3c384c539e5246b9d9458f",
-        "int8": "166df59328e6a8e24ff30420eb9af1aabd2605e4cb049eee98ac6f5118cbc129",
+        "safetensors": "b12e6eccd306cb8fa3444846f0f10424415c9c32c8ab9813dcf1e31ea4adc8c6",
+        "onnx": "485278a68b3f622bc23f4bd56e5380ee6ea73a35442dd9bc7c0324dcce261264",
+        "int8": "c6475e24ae4f104edf339d641c6ec85f69a7a9b717150584c114b73dd208138b",
     },
     # END PINS
 }
