@@ -94,7 +94,6 @@ class StageReport:
                                    "out of sample, each step against the last one that shipped):"]
                          + verdicts + [f"ships: {self.shipped.name}"])
 
-
     def recall_table(self) -> list[str]:
         """Each class's recall out of sample (cross-fitted, pooled), one row per step and TTA mode:
         what a step does to the rare classes, which accuracy and macro-F1 hide."""
