@@ -44,14 +44,14 @@ class Score:
 def score(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> Score:
     """Accuracy, macro-F1 (over all ``n_classes``, absent ones counting 0) and per-class recall of
     class predictions."""
-    from sklearn.metrics import f1_score
+    from sklearn.metrics import f1_score, recall_score
 
     labels, predicted = np.asarray(labels), np.asarray(predicted)
     if len(labels) == 0:
         return Score(float("nan"), float("nan"), (float("nan"),) * n_classes)
     f1 = f1_score(labels, predicted, labels=list(range(n_classes)), average="macro", zero_division=0)
-    recall = tuple(float((predicted[labels == c] == c).mean()) if (labels == c).any() else float("nan")
-                   for c in range(n_classes))
+    recall = tuple(float(r) for r in recall_score(labels, predicted, labels=list(range(n_classes)), average=None,
+                                                   zero_division=np.nan))
     return Score(float((labels == predicted).mean()), float(f1), recall)
 
 
