@@ -190,6 +190,14 @@ def test_the_recall_table_names_each_class_and_an_absent_class_has_no_recall():
     assert report.to_dict()["classes"] == ["calm", "glad", "rare"]
 
 
+def test_scores_with_an_absent_class_compare_equal_and_differ_on_any_number():
+    labels, predicted = np.array([0, 0, 2, 2]), np.array([0, 2, 2, 2])
+    first, again = score(labels, predicted, 3), score(labels.copy(), predicted.copy(), 3)
+    assert np.isnan(first.recall[1]) and first == again
+    assert first != score(labels, np.array([0, 0, 2, 2]), 3)
+    assert first != Score(first.accuracy, first.macro_f1, first.recall[:2])
+
+
 def test_twins_are_left_out_of_the_last_numbers():
     views, y = _logits(400, 2, shift=0.0)
     twin = np.zeros(len(y), bool)

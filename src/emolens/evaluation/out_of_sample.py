@@ -34,6 +34,15 @@ class Score:
     macro_f1: float
     recall: tuple[float, ...] = ()
 
+    def __eq__(self, other: object) -> bool:   # NaN (a class with no face) equals NaN here
+        if not isinstance(other, Score):
+            return NotImplemented
+        return len(self.recall) == len(other.recall) and bool(np.array_equal(
+            [self.accuracy, self.macro_f1, *self.recall], [other.accuracy, other.macro_f1, *other.recall],
+            equal_nan=True))
+
+    __hash__ = None   # equality treats NaN as equal, which hash() of a float NaN does not
+
     def to_dict(self) -> dict:
         d = {"accuracy": self.accuracy, "macro_f1": self.macro_f1}
         if self.recall:   # JSON has no NaN: a class with no face is null
