@@ -25,9 +25,9 @@ BUNDLED_SHA256: dict[str, dict[str, str]] = {
         "int8": "56348e72eabfe893f679b8e202e35de36eb3fd420dffd967d3d4feb9be982aa4",
     },
     "ferplus-ensemble": {
-        "safetensors": "5a0532bdc34b351ab4bac1a0335160234786c60320187ca6c82e7120b83c7495",
-        "onnx": "8f4af8c38ce247d716cc646d0a04085c426cdda5cb56793bbbdee9bbe655b563",
-        "int8": "b9ab9d107552bd7edb0016d75723880763e8bd646e7aabd3e363c672f80995e6",
+        "safetensors": "278987abb85cc0b9f99a1a5d59a3fffc31ede48dbaa95b1bfd5dc14ae9af84cb",
+        "onnx": "096482d23343666c138bcc73f4928c61332f1216d9cc06d761d5480daf3a22e5",
+        "int8": "afa7d9165b646fb42de88a38d0d380c583bae5a69d95217bb16b96b3dcec37c3",
     },
     "ferplus-small": {
         "safetensors": "54bffd50ca569842a729718419181bba3cc588bb1ef4d4c7cafcf53e8b908d51",
