@@ -18,6 +18,7 @@ from pathlib import Path
 from emolens.data import load_dataset
 from emolens.evaluation.evaluate import evaluate
 from emolens.evaluation.calibration import expected_calibration_error, plot_reliability
+from emolens.evaluation.calibration_stages import mode_name
 from emolens.models.calibration import Calibration
 from emolens.runtime import load_classifier
 from emolens.weights import bundled_path
@@ -30,7 +31,7 @@ def judged_table(cal: Calibration) -> str:
     """Every post-hoc step `emolens calibrate` judged: in sample beside out of sample (and without
     the faces that have a Training twin), flip TTA and one pass, with the ship rule's verdict."""
     oos = cal.out_of_sample
-    judged_in = " and ".join("one pass" if m == "none" else f"{m} TTA" for m in oos.get("decided_on", ["none"]))
+    judged_in = " and ".join(mode_name(m) for m in oos.get("decided_on", ["none"]))
     rows = ["| step | in sample, flip / one pass | out of sample, flip / one pass | out of sample without twins, flip | "
             f"macro-F1 flip: in / out of sample | ECE one pass: in / out of sample | ship rule ({judged_in}, out of sample) |",
             "|---|---|---|---|---|---|---|"]

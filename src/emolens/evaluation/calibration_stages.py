@@ -79,7 +79,7 @@ class StageReport:
         step, then the ship rule's verdict on each step."""
         lines = []
         for mode in self.stages[0].in_sample:
-            lines.append(f"{_mode_name(mode):<30} {'in sample':<16} {'out of sample':<16} "
+            lines.append(f"{mode_name(mode):<30} {'in sample':<16} {'out of sample':<16} "
                          f"{'out of sample, no twins':<24} {'ECE':<4}")
             lines.append(f"{'':<30} " + f"{'accuracy':<9} {'F1':<6} " * 3 + f"{'in':<6}out")
             for st in self.stages:
@@ -90,7 +90,7 @@ class StageReport:
         lines += self.recall_table()
         verdicts = [f"  {st.name}: {st.decision.reason}" for st in self.stages if st.decision is not None]
         lines = [line.rstrip() for line in lines]
-        return "\n".join(lines + [f"ship rule ({' and '.join(_mode_name(m) for m in self.decided_on)}, "
+        return "\n".join(lines + [f"ship rule ({' and '.join(mode_name(m) for m in self.decided_on)}, "
                                    "out of sample, each step against the last one that shipped):"]
                          + verdicts + [f"ships: {self.shipped.name}"])
 
@@ -104,11 +104,12 @@ class StageReport:
         for mode in self.stages[0].out_of_sample:
             for st in self.stages:
                 cells = "".join(("-" if np.isnan(r) else f"{r:.0%}").ljust(width) for r in st.out_of_sample[mode].recall)
-                lines.append(f"{st.name + ', ' + _mode_name(mode):<40}{cells}")
+                lines.append(f"{st.name + ', ' + mode_name(mode):<40}{cells}")
         return lines
 
 
-def _mode_name(mode: str) -> str:
+def mode_name(mode: str) -> str:
+    """A TTA mode as the tables and cards name it: "one pass", "flip TTA", "ten_crop TTA"."""
     return "one pass" if mode == "none" else f"{mode} TTA"
 
 
@@ -117,7 +118,7 @@ def _decision(per_mode: dict[str, ShipDecision]) -> ShipDecision:
     if len(per_mode) == 1:
         return next(iter(per_mode.values()))
     ships = all(d.ships for d in per_mode.values())
-    reasons = "; ".join(f"{_mode_name(m)}: {d.reason}" for m, d in per_mode.items())
+    reasons = "; ".join(f"{mode_name(m)}: {d.reason}" for m, d in per_mode.items())
     return ShipDecision(ships, f"{'ships' if ships else 'does not ship'} ({reasons})")
 
 
