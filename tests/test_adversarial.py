@@ -82,3 +82,24 @@ def test_bad_adversarial_settings_are_refused():
     with pytest.raises(EmolensError, match="must not be negative"):
         TrainConfig(data=["x"], adversarial_multiplier=-1).validate()
     TrainConfig.from_dict({"data": ["x"], "adversarial_multiplier": 0.3, "adversarial_step": 0.01}).validate()
+
+
+def test_cards_and_averages_name_the_regulariser(tmp_path):
+    """A member trained with the regulariser says so where its recipe is written: the card's epochs line
+    (engine.card) and the one-line run summary an average's card lists for each checkpoint."""
+    import yaml
+
+    from emolens.engine.average import describe_member
+    from emolens.engine.card import adversarial_text
+
+    assert adversarial_text({"adversarial_multiplier": 0.0}) == "" and adversarial_text({}) == ""
+    nsl = {"adversarial_multiplier": 0.3, "adversarial_step": 0.01, "adversarial_norm": "l2"}
+    assert adversarial_text(nsl) == "NSL adversarial regulariser (multiplier 0.3, step 0.01, l2 norm)"
+    run = tmp_path / "nsl_run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "epoch03.ckpt").write_bytes(b"")
+    for cfg, named in [(nsl, True), ({"adversarial_multiplier": 0.0}, False)]:
+        (run / "config.yaml").write_text(yaml.safe_dump({"name": "nsl_run", "model": "vgg_fer", "epochs": 4, "seed": 1, **cfg}))
+        line = describe_member(str(run / "checkpoints" / "epoch03.ckpt"))
+        assert line.startswith("checkpoint epoch03.ckpt of run `nsl_run`: vgg_fer")
+        assert ("NSL adversarial regulariser (multiplier 0.3, step 0.01, l2 norm)" in line) == named, line

@@ -226,6 +226,8 @@ def _run_summary(run: Path) -> str:
 
     import yaml
 
+    from .card import adversarial_text
+
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     parts = [f"run `{cfg.get('name', run.name)}`: {cfg.get('model')}",
              f"from {cfg['pretrained']}" if cfg.get("pretrained") else "from random weights",
@@ -235,6 +237,8 @@ def _run_summary(run: Path) -> str:
         parts.append(f"teacher {cfg['teacher']} ({cfg.get('teacher_tta', 'flip')}) x {cfg.get('soft_label_weight')}")
     if cfg.get("logit_adjust"):
         parts.append(f"logit-adjusted loss tau {cfg['logit_adjust']}")
+    if adversarial_text(cfg):
+        parts.append(adversarial_text(cfg))
     parts.append(f"seed {cfg.get('seed')}")
     metrics = run / "metrics.json"
     if metrics.exists():
