@@ -15,9 +15,9 @@ from pathlib import Path
 BUNDLED_SHA256: dict[str, dict[str, str]] = {
     # BEGIN PINS (written by scripts/bundle_model.py)
     "fer2013-ensemble": {
-        "safetensors": "b7663e96401b3817c3ea8c1afd914efa322b5f9dd68797d39c00d978497c009d",
-        "onnx": "2231fc9ad8d0960d6e2f3cc1df0dd6800d0cd0b3e9ee5d2da3c84b58194da86f",
-        "int8": "08d7f06df13fe4d41af31ac937fb3ee251ca7dc309ced132c63c3c11339ac32d",
+        "safetensors": "414d5417004fca9c40609b1ca5885c094ae548043059ee7b7b3da13909b47e57",
+        "onnx": "3199c505618eb6ceacd54abbbaae00762b63f53a93ddfd3e2a5623a278fbbcbf",
+        "int8": "b97343ee56323771e1bad8fc65e3bb1971377937f7398351c1ea19691677a908",
     },
     "fer2013": {
         "safetensors": "158c21f07bbd67cc311bc52c5055671a3ab752db51955f2ca4104fbebcf58fde",
