@@ -237,8 +237,8 @@ def _run_summary(run: Path) -> str:
         parts.append(f"teacher {cfg['teacher']} ({cfg.get('teacher_tta', 'flip')}) x {cfg.get('soft_label_weight')}")
     if cfg.get("logit_adjust"):
         parts.append(f"logit-adjusted loss tau {cfg['logit_adjust']}")
-    if adversarial_text(cfg):
-        parts.append(adversarial_text(cfg))
+    if nsl := adversarial_text(cfg):
+        parts.append(nsl)
     parts.append(f"seed {cfg.get('seed')}")
     metrics = run / "metrics.json"
     if metrics.exists():

@@ -152,11 +152,14 @@ def _logit_adjust_text(cfg: dict) -> str:
 
 def adversarial_text(cfg: dict) -> str:
     """How a run's adversarial regulariser was set (seed 001's Neural Structured Learning recipe), or ""."""
+    from .config import TrainConfig
+
     multiplier = cfg.get("adversarial_multiplier") or 0
     if not multiplier:
         return ""
-    return (f"NSL adversarial regulariser (multiplier {multiplier}, step {cfg.get('adversarial_step', 0.01)}, "
-            f"{cfg.get('adversarial_norm', 'l2')} norm)")
+    step = cfg.get("adversarial_step", TrainConfig.adversarial_step)
+    norm = cfg.get("adversarial_norm", TrainConfig.adversarial_norm)
+    return f"NSL adversarial regulariser (multiplier {multiplier}, step {step}, {norm} norm)"
 
 
 def _teacher_line(cfg: dict) -> str:
@@ -189,7 +192,7 @@ def bundle(run_dir: str | Path, dest_dir: str | Path, docs_dir: str | Path, name
                 if cfg.get('export_checkpoint') == 'last' else
                 "model selection (best epoch): split `" + metrics['split'] + "`; nothing else was tuned on it")
     exported += f" (validation: {parts.how})"
-    regulariser = ", " + adversarial_text(cfg) if adversarial_text(cfg) else ""
+    regulariser = f", {nsl}" if (nsl := adversarial_text(cfg)) else ""
     training = f"""- command: `{command}`
 - initial weights: {_initial_weights(cfg.get('pretrained'))}{_teacher_line(cfg)}
 - epochs: {metrics.get('epochs')} ({cfg['optimizer']}, lr {cfg['lr']}, {cfg['schedule']} schedule, batch {cfg['batch_size']}, label smoothing {cfg['label_smoothing']}, soft-label weight {cfg.get('soft_label_weight', 0)}, balance {cfg['balance']}{_logit_adjust_text(cfg)}{regulariser}, {cfg['precision']})
